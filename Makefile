@@ -1,0 +1,35 @@
+# polyglot-asr: the commands a person types. Everything installs into .venv.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+CORPUS ?= corpora/cv-synth
+DATA   ?= data
+
+.PHONY: install demo test test-all lint bench clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the package (quick when nothing changed)
+
+demo: $(STAMP)  ## synthesise a tiny five-language corpus and prepare it
+	$(PY) scripts/demo.py --corpus $(CORPUS) --data $(DATA)
+
+test: $(STAMP)  ## fast test suite (minutes)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)  ## every test, the slow ones included
+	$(PY) -m pytest -q -m ""
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check asr data_prep scripts tests
+
+clean:  ## remove the venv and generated data
+	rm -rf $(VENV) $(CORPUS) $(DATA) exp
