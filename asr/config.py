@@ -1,0 +1,202 @@
+"""Typed run configuration: frozen dataclasses, loaded from YAML values, overridable with --set.
+
+YAML only holds values; nothing in a config instantiates objects. Unknown keys and wrong types
+are errors that name the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A config value or key that cannot be used; the message names the key."""
+
+
+def _coerce(value, hint, key: str):
+    """Check `value` against the type hint `hint`, converting where it is lossless."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is typing.Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if args and len(args) != len(value):
+            raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(args, value, strict=True)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        kt, vt = args or (typing.Any, typing.Any)
+        return {_coerce(k, kt, key): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, prefix=f"{key}.")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and (
+        not isinstance(value, hint) or (hint is not bool and isinstance(value, bool))
+    ):
+        raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls, data: dict | None, prefix: str = ""):
+    """Build dataclass `cls` from a plain mapping; unknown keys and wrong types raise ConfigError."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]} (known keys of {prefix.rstrip('.') or cls.__name__}: "
+            f"{', '.join(sorted(names))})"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {e}") from None
+
+
+def to_dict(obj) -> dict:
+    """A dataclass as plain JSON/YAML-safe values (tuples become lists)."""
+
+    def plain(v):
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return {k: plain(v) for k, v in dataclasses.asdict(obj).items()}
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `section.key=value` strings (values parsed as YAML) to a nested mapping."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for item in overrides:
+        dotted, sep, raw = item.partition("=")
+        if not sep or "." not in dotted:
+            raise ConfigError(f"bad override {item!r}: expected section.key=value, e.g. train.lr=1e-3")
+        section, key = dotted.split(".", 1)
+        target = data.setdefault(section, {})
+        *parents, leaf = key.split(".")
+        for p in parents:
+            target = target.setdefault(p, {})
+        target[leaf] = _parse_value(raw)
+    return data
+
+
+def _parse_value(raw: str):
+    """A YAML value, plus the number forms YAML 1.1 reads as strings (`5e-4`)."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        for number in (int, float):
+            try:
+                return number(value)
+            except ValueError:
+                pass
+    return value
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML config of plain values; a name without a path means a shipped config."""
+    p = Path(path)
+    if not p.exists() and not p.suffix and (CONFIG_DIR / f"{p}.yaml").exists():
+        p = CONFIG_DIR / f"{p}.yaml"
+    if not p.exists():
+        shipped = ", ".join(sorted(x.stem for x in CONFIG_DIR.glob("*.yaml")))
+        raise ConfigError(f"{path}: no such config file (shipped configs: {shipped})")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of sections at the top level")
+    return data
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, validation and checkpoint selection."""
+
+    seed: int = 0
+    max_steps: int = 4000  # optimizer updates
+    lr: float = 2e-3  # peak learning rate, after warmup
+    warmup_steps: int = 400
+    final_lr_ratio: float = 0.05  # cosine decay from lr to lr * final_lr_ratio at max_steps
+    weight_decay: float = 1e-2
+    grad_clip: float = 5.0
+    accum_steps: int = 1  # batches per optimizer update
+    precision: typing.Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 (fp16 on old GPUs)
+    spec_augment: bool = True
+    lid_weight: float = 0.1  # weight of the language-ID loss beside CTC
+    valid_every: int = 250  # steps between validations
+    select_metric: str = "mean_cer"  # mean_cer, mean_wer, or <locale>_cer / <locale>_wer
+    patience: int = 0  # validations without improvement before stopping; 0 never stops early
+    keep_checkpoints: int = 3  # last N validation checkpoints kept (and averaged at the end)
+    log_every: int = 20
+    max_bad_steps: int = 20  # consecutive non-finite losses before training aborts
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs; saved in full in every run directory and model file."""
+
+    model: typing.Any = None
+    features: typing.Any = None
+    data: typing.Any = None
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+
+def run_config_from_dict(data: dict) -> RunConfig:
+    """Sections model/features/data/train into their dataclasses; unknown sections raise."""
+    from asr.data import DataConfig
+    from asr.features import FeatureConfig
+    from asr.model.config import ModelConfig
+
+    sections = {"model": ModelConfig, "features": FeatureConfig, "data": DataConfig,
+                "train": TrainConfig}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"unknown config section {unknown[0]!r} (known: {', '.join(sections)})")
+    return RunConfig(**{name: from_dict(cls, data.get(name), prefix=f"{name}.")
+                        for name, cls in sections.items()})
+
+
+def load_run_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:
+    """A shipped or user YAML (default: `default`), then `--set section.key=value` overrides."""
+    data = load_yaml(path or "default")
+    return run_config_from_dict(apply_overrides(data, list(overrides)))
+
+
+def run_config_to_dict(cfg: RunConfig) -> dict:
+    return {name: to_dict(getattr(cfg, name)) for name in ("model", "features", "data", "train")}

@@ -1,0 +1,91 @@
+"""Output heads on top of the encoder, and the CTC loss computed outside them.
+
+Per-language CTC heads are one `nn.ModuleDict` keyed by Common Voice locale. Locale codes are
+used as keys unchanged: ModuleDict keys may hold '-' (`zh-CN`), only '.' is forbidden, and no
+locale contains one, so state-dict names read `heads.zh-CN.weight`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BLANK_ID = 0  # CTC blank in every vocabulary
+
+
+def check_locale_key(locale: str) -> str:
+    """A locale usable as a module key; '.' would break state-dict names."""
+    if not isinstance(locale, str) or not locale or "." in locale:
+        raise ValueError(f"locale {locale!r} cannot name a module: use a Common Voice code such as 'de' or 'zh-CN'")
+    return locale
+
+
+class CTCHeads(nn.ModuleDict):
+    """One `Linear(d_model, V_l)` per locale; forward gives float32 log-probs (B, T, V_l)."""
+
+    def __init__(self, d_model: int, vocab_sizes: dict[str, int]):
+        super().__init__()
+        self.d_model = d_model
+        for locale, vocab_size in vocab_sizes.items():
+            self.add(locale, vocab_size)
+
+    def add(self, locale: str, vocab_size: int) -> None:
+        """A freshly initialised head for a new locale."""
+        if locale in self:
+            raise ValueError(f"a CTC head for {locale!r} already exists")
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
+            raise ValueError(f"{locale}: vocab size must be an int >= 2 (blank + one token), got {vocab_size!r}")
+        self[check_locale_key(locale)] = nn.Linear(self.d_model, vocab_size)
+
+    def forward(self, x: torch.Tensor, locale: str) -> torch.Tensor:
+        """x (B, T, D) -> log-probs (B, T, V_locale) float32."""
+        if locale not in self:
+            raise KeyError(f"no CTC head for {locale!r}; this model has {', '.join(self.keys())}")
+        return F.log_softmax(self[locale](x).float(), dim=-1)
+
+
+class LanguageIDHead(nn.Module):
+    """Masked mean over real frames, then Linear: x (B, T, D), mask (B, T) -> logits (B, L)."""
+
+    def __init__(self, d_model: int, n_languages: int):
+        super().__init__()
+        self.proj = nn.Linear(d_model, n_languages)
+
+    def grow(self, n_new: int = 1) -> None:
+        """Append `n_new` freshly initialised outputs; existing logits are unchanged."""
+        old = self.proj
+        new = nn.Linear(old.in_features, old.out_features + n_new, device=old.weight.device,
+                        dtype=old.weight.dtype)
+        with torch.no_grad():
+            new.weight[: old.out_features] = old.weight
+            new.bias[: old.out_features] = old.bias
+        self.proj = new
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask[..., None].to(x.dtype)  # (B, T, 1)
+        pooled = (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)  # (B, D)
+        return self.proj(pooled)  # (B, L)
+
+
+def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, input_lens: torch.Tensor,
+             target_lens: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """CTC loss from log-probs (B, T, V) as the model returns them (blank = 0).
+
+    targets: (B, S) padded or (sum of target_lens,) concatenated token ids.
+    reduction: "mean" = each utterance's summed negative log-likelihood, averaged over the
+    batch (long utterances weigh more, as their frames do; the trainer's convention);
+    "mean_per_token" = each utterance's loss divided by its target length, then averaged
+    (PyTorch's "mean"; evens out languages whose tokenizers give longer targets);
+    "none" = (B,) per utterance. Impossible alignments (target longer than the frames allow)
+    give zero loss and zero gradient rather than inf.
+    """
+    if reduction not in ("mean", "mean_per_token", "none"):
+        raise ValueError(f"reduction must be 'mean', 'mean_per_token' or 'none', got {reduction!r}")
+    per_utt = F.ctc_loss(log_probs.float().transpose(0, 1), targets, input_lens, target_lens,
+                         blank=BLANK_ID, reduction="none", zero_infinity=True)  # (B,)
+    if reduction == "none":
+        return per_utt
+    if reduction == "mean_per_token":
+        per_utt = per_utt / target_lens.to(per_utt.dtype).clamp(min=1.0)
+    return per_utt.mean()

@@ -1,0 +1,371 @@
+"""Training: one loop for joint multilingual training, fine-tuning (`init`) and resume.
+
+Single process or DistributedDataParallel under torchrun (gloo on CPU, NCCL on GPUs): every
+rank draws the same language and takes its share of each global batch; only rank 0 writes.
+Randomness (dropout, SpecAugment, batch order) is a function of (seed, step), so a resumed
+run repeats exactly what an uninterrupted one would have done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from asr import checkpoint as ckpt
+from asr.config import RunConfig, run_config_to_dict
+from asr.data import LanguageData, MultilingualSampler, collate
+from asr.evaluate import format_scores, metric_value, validate
+from asr.features import FeatureStats, spec_augment
+from asr.fileio import write_json
+from asr.model.multilingual import MultilingualCTC, count_parameters
+from asr.package import load_package_model, save_model
+from asr.prepare import feature_dir, tokenizer_path
+from asr.runlog import RunLog
+from asr.tokenizer import Tokenizer
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """None means fp32. bf16 autocast trains ~1.5x faster than fp32 on this CPU."""
+    if precision == "fp32":
+        return None
+    if precision == "fp16":
+        return torch.float16
+    if precision == "auto" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def lr_lambda(cfg) -> callable:
+    """Linear warmup, then cosine decay to `final_lr_ratio` of the peak at max_steps."""
+
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+        return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return f
+
+
+def freeze(model: torch.nn.Module, prefixes: list[str]) -> int:
+    """Stop gradients to parameters whose names start with any prefix ('encoder' = all but heads)."""
+    n = 0
+    for name, p in model.named_parameters():
+        if any(name.startswith(pre) or (pre == "encoder" and not name.startswith(("heads.", "lid")))
+               for pre in prefixes):
+            p.requires_grad_(False)
+            n += p.numel()
+    if prefixes and n == 0:
+        raise TrainingError(f"--freeze {','.join(prefixes)} matched no parameters")
+    return n
+
+
+def average_states(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of the model tensors of several checkpoints."""
+    total = None
+    for p in paths:
+        tensors, _ = ckpt.load_package(p)
+        tensors = {k: v.double() if v.is_floating_point() else v for k, v in tensors.items()}
+        total = tensors if total is None else {
+            k: total[k] + v if v.is_floating_point() else v for k, v in tensors.items()}
+    return {k: (v / len(paths)).float() if v.is_floating_point() else v for k, v in total.items()}
+
+
+@dataclasses.dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> Dist:
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+class Trainer:
+    """Builds model, data and optimiser for a run directory and trains it."""
+
+    def __init__(self, cfg: RunConfig, data_dir: str | Path, locales: list[str],
+                 out_dir: str | Path, init: str | Path | None = None, freeze_prefixes=(),
+                 resume: bool = False, device: str = "auto", progress: bool = True):
+        self.dist = Dist.from_env()
+        self.device = resolve_device(device, self.dist.local_rank)
+        if self.dist.world_size > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.out = Path(out_dir)
+        self.data_dir = Path(data_dir)
+        self.locales = list(locales)
+        self.progress = progress and self.dist.main
+        self.cfg = cfg
+
+        self.model, self.tokenizers, self.stats = self._build_model(init)
+        self.frozen = freeze(self.model, list(freeze_prefixes))
+        self.model.to(self.device)
+        self.train_data = {loc: self._language_data(loc, "train") for loc in self.locales}
+        self.dev_data = {loc: self._language_data(loc, "dev") for loc in self.locales
+                         if (self.data_dir / loc / "dev.jsonl").exists()}
+        self.sampler = MultilingualSampler(self.train_data, cfg.data, seed=cfg.train.seed,
+                                           rank=self.dist.rank, world_size=self.dist.world_size)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.train.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.train.lr)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg.train))
+        self.amp = autocast_dtype(cfg.train.precision, self.device)
+        self.scaler = torch.amp.GradScaler(enabled=self.amp == torch.float16)
+        self.ddp = (torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=True) if self.dist.world_size > 1 else self.model)
+        self.step, self.best, self.best_step, self.bad_validations = 0, math.inf, -1, 0
+        self.checkpoints: list[str] = []
+        self.resumed = resume
+        if not resume and self._state_path().exists():
+            raise TrainingError(f"{self.out} already holds a run; pass --resume to continue it "
+                                "or choose another --out")
+        if resume:
+            self._resume()
+        self.log = RunLog(self.out, enabled=self.dist.main)
+
+    # ---- set-up -------------------------------------------------------------------------
+    def _build_model(self, init):
+        tokenizers, stats = {}, None
+        if init is not None:
+            model, pkg = load_package_model(init)
+            tokenizers, stats = dict(pkg.tokenizers), pkg.stats
+            if model.config != self.cfg.model:
+                self.cfg = dataclasses.replace(self.cfg, model=model.config)
+        for loc in self.locales:
+            if loc not in tokenizers:
+                tokenizers[loc] = Tokenizer.load(tokenizer_path(self.data_dir, loc))
+        if init is None:
+            model = MultilingualCTC(self.cfg.model, {loc: tokenizers[loc].vocab_size
+                                                     for loc in self.locales})
+            stats = FeatureStats.merged([
+                _open_cache(self.data_dir, loc, "train").stats for loc in self.locales])
+        else:
+            for loc in self.locales:
+                if loc not in model.languages:
+                    model.add_language(loc, tokenizers[loc].vocab_size)
+        return model, tokenizers, stats
+
+    def _language_data(self, locale: str, split: str) -> LanguageData:
+        return LanguageData(locale, self.data_dir / locale / f"{split}.jsonl",
+                            feature_dir(self.data_dir, locale, split), self.tokenizers[locale],
+                            self.cfg.data.max_utterance_seconds if split == "train" else None)
+
+    def _state_path(self) -> Path:
+        return self.out / "train_state.safetensors"
+
+    def _resume(self) -> None:
+        path = self._state_path()
+        if not path.exists():
+            raise TrainingError(f"--resume: {path} not found (nothing to resume in {self.out})")
+        tensors, meta = ckpt.load_package(path)
+        model_t = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(model_t)
+        ckpt.load_optimizer_state(self.optimizer, tensors, meta["optimizer"])
+        self.scheduler.load_state_dict(meta["scheduler"])
+        self.sampler.load_state_dict(meta["sampler"])
+        self.step, self.best, self.best_step = meta["step"], meta["best"], meta["best_step"]
+        self.bad_validations, self.checkpoints = meta["bad_validations"], meta["checkpoints"]
+
+    def _save_state(self) -> None:
+        opt_t, opt_meta = ckpt.optimizer_state(self.optimizer)
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()} | opt_t
+        ckpt.save_package(self._state_path(), tensors, {
+            "optimizer": opt_meta, "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(), "step": self.step, "best": self.best,
+            "best_step": self.best_step, "bad_validations": self.bad_validations,
+            "checkpoints": self.checkpoints})
+
+    # ---- one update ---------------------------------------------------------------------
+    def _loss(self, batch, generator) -> tuple[torch.Tensor, dict]:
+        feats = batch.feats
+        if self.cfg.train.spec_augment:
+            feats = spec_augment(feats, self.cfg.features, generator=generator,
+                                 lengths=batch.feat_lens)
+        with torch.autocast(self.device.type, dtype=self.amp or torch.float32,
+                            enabled=self.amp is not None):
+            out = self.ddp(feats, batch.feat_lens, locale=batch.locale)
+        log_probs = out["log_probs"].float().transpose(0, 1)  # (T', B, V) as ctc_loss wants
+        per_utt = F.ctc_loss(log_probs, batch.targets, out["out_lens"], batch.target_lens,
+                             blank=0, reduction="none", zero_infinity=True)
+        # Sum over this rank's utterances / global batch size: DDP's gradient mean over ranks
+        # then equals the single-process mean over the whole batch, however it was split.
+        global_b = len(batch.ids) * self.dist.world_size
+        weight = (self.cfg.data.loss_weights or {}).get(batch.locale, 1.0)
+        ctc = per_utt.sum() * self.dist.world_size / max(global_b, 1)
+        lang = torch.full((len(batch.ids),), self.model.languages.index(batch.locale),
+                          device=self.device)
+        lid = F.cross_entropy(out["lid_logits"].float(), lang)
+        loss = weight * ctc + self.cfg.train.lid_weight * lid
+        return loss, {"ctc": ctc.item(), "lid": lid.item()}
+
+    def _update(self) -> dict:
+        tc = self.cfg.train
+        torch.manual_seed(tc.seed * 1_000_003 + self.step * 101 + self.dist.rank)  # dropout
+        gen = torch.Generator(device=self.device).manual_seed(tc.seed + 7919 * self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        stats = {"loss": 0.0, "ctc": 0.0, "lid": 0.0, "audio_seconds": 0.0, "finite": True}
+        for _ in range(tc.accum_steps):
+            locale, indices = self.sampler.next_batch()
+            batch = collate(self.train_data[locale], indices, self.stats).to(self.device)
+            loss, parts = self._loss(batch, gen)
+            loss = loss / tc.accum_steps
+            if not torch.isfinite(loss):
+                stats["finite"] = False
+                continue
+            self.scaler.scale(loss).backward()
+            stats["loss"] += loss.item()
+            stats["ctc"] += parts["ctc"] / tc.accum_steps
+            stats["lid"] += parts["lid"] / tc.accum_steps
+            stats["audio_seconds"] += batch.feat_lens.sum().item() * 0.01 * self.dist.world_size
+            stats["locale"] = locale
+        if stats["finite"]:
+            self.scaler.unscale_(self.optimizer)
+            stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), tc.grad_clip).item()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        return stats
+
+    # ---- validation and checkpoints -----------------------------------------------------
+    def _validate_and_save(self) -> bool:
+        """Validate, save a checkpoint and the train state; True when training should stop."""
+        scores = validate(self.model, self.dev_data, self.tokenizers, self.stats, self.device,
+                          autocast_dtype=self.amp)
+        value = metric_value(scores, self.cfg.train.select_metric) if scores else -self.step
+        improved = value < self.best
+        if improved:
+            self.best, self.best_step, self.bad_validations = value, self.step, 0
+        else:
+            self.bad_validations += 1
+        if self.dist.main:
+            self.log.validation(self.step, scores)
+            tqdm.write(format_scores(scores, self.step) if scores else f"step {self.step}")
+            path = self.out / "checkpoints" / f"step{self.step:07d}.safetensors"
+            self._save_model(path)
+            self.checkpoints = [*self.checkpoints, str(path)]
+            for old in self.checkpoints[:-self.cfg.train.keep_checkpoints]:
+                if Path(old).exists() and Path(old) != self.out / "best.safetensors":
+                    os.unlink(old)
+            self.checkpoints = self.checkpoints[-self.cfg.train.keep_checkpoints:]
+            if improved:
+                shutil.copyfile(path, self.out / ".best.tmp")
+                os.replace(self.out / ".best.tmp", self.out / "model.safetensors")
+            self._save_state()
+        patience = self.cfg.train.patience
+        return bool(patience and self.bad_validations >= patience)
+
+    def _save_model(self, path: Path, state: dict | None = None) -> None:
+        save_model(path, self.model, self.cfg, self.tokenizers, self.stats, state=state,
+                   extra={"step": self.step})
+
+    # ---- the loop -----------------------------------------------------------------------
+    def fit(self, stop_at: int | None = None) -> dict:
+        """Train until max_steps or early stopping; `stop_at` simulates a crash (tests)."""
+        tc = self.cfg.train
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.dist.main:
+            self.log.start(run_config_to_dict(self.cfg), self._describe(),
+                           resume_step=self.step if self.resumed else None)
+        bar = tqdm(total=tc.max_steps, initial=self.step, disable=not self.progress,
+                   desc="train", unit="step", dynamic_ncols=True)
+        t0, audio, bad_in_row, stopped_early = time.perf_counter(), 0.0, 0, False
+        while self.step < tc.max_steps:
+            if stop_at is not None and self.step >= stop_at:
+                return {"stopped_at": self.step}
+            s = self._update()
+            audio += s["audio_seconds"]
+            bad_in_row = 0 if s["finite"] else bad_in_row + 1
+            if not s["finite"]:
+                self.log.count("non_finite_steps")
+                if bad_in_row >= tc.max_bad_steps:
+                    raise TrainingError(f"{bad_in_row} non-finite losses in a row at step "
+                                        f"{self.step}: lower train.lr or check the data")
+            bar.update(1)
+            if self.step % tc.log_every == 0 or self.step == tc.max_steps:
+                elapsed = time.perf_counter() - t0
+                row = {"loss": s["loss"], "ctc": s["ctc"], "lid": s["lid"],
+                       "lr": self.scheduler.get_last_lr()[0], "grad_norm": s.get("grad_norm"),
+                       "audio_seconds_per_second": audio / elapsed, "locale": s.get("locale")}
+                self.log.train(self.step, row)
+                bar.set_postfix(loss=f"{s['loss']:.3f}", lr=f"{row['lr']:.1e}",
+                                aps=f"{row['audio_seconds_per_second']:.0f}")
+            if self.step % tc.valid_every == 0 or self.step == tc.max_steps:
+                if self._validate_and_save():
+                    stopped_early = True
+                    break
+        bar.close()
+        return self._finish(stopped_early)
+
+    def _finish(self, stopped_early: bool) -> dict:
+        summary = {"steps": self.step, "stopped_early": stopped_early, "best_step": self.best_step,
+                   f"best_{self.cfg.train.select_metric}": self.best}
+        paths = [Path(p) for p in self.checkpoints if Path(p).exists()]
+        if self.dist.main and len(paths) > 1:
+            self.model.load_state_dict(
+                {k[len("model."):]: v for k, v in average_states(paths).items()
+                 if k.startswith("model.")})
+            scores = validate(self.model, self.dev_data, self.tokenizers, self.stats, self.device,
+                              autocast_dtype=self.amp)
+            value = metric_value(scores, self.cfg.train.select_metric) if scores else math.inf
+            summary["averaged_checkpoints"] = len(paths)
+            summary[f"averaged_{self.cfg.train.select_metric}"] = value
+            tqdm.write(f"average of last {len(paths)} checkpoints:\n" + format_scores(scores))
+            if value < self.best:
+                self._save_model(self.out / "model.safetensors")
+                summary["model"] = "average"
+            else:
+                summary["model"] = "best"
+        summary["model_path"] = str(self.out / "model.safetensors")
+        if self.dist.main:
+            write_json(self.out / "summary.json", summary)
+            self.log.close()
+        return summary
+
+    def _describe(self) -> dict:
+        return {"parameters": count_parameters(self.model),
+                "trainable_parameters": sum(p.numel() for p in self.model.parameters()
+                                            if p.requires_grad),
+                "languages": {loc: {"train_hours": d.hours, "utterances": len(d),
+                                    "skipped": d.skipped} for loc, d in self.train_data.items()},
+                "sampling": self.sampler.language_probabilities(),
+                "device": str(self.device), "world_size": self.dist.world_size,
+                "autocast": str(self.amp)}
+
+
+def _open_cache(data_dir: Path, locale: str, split: str):
+    from asr.feature_cache import FeatureCache
+
+    return FeatureCache.open(feature_dir(data_dir, locale, split))
