@@ -20,6 +20,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import threading
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -96,7 +97,7 @@ def _build_shard(task: dict) -> dict:
             audio_seconds += len(wav) / SAMPLE_RATE
             for factor in config.speed_factors:
                 feats = log_mel(speed_perturb(wav, factor), config).numpy()  # (T, F) float32
-                acc.add(feats)
+                acc.accumulate(feats)
                 data = feats.astype(DTYPE).tobytes()
                 f.write(data)
                 crc = zlib.crc32(data, crc)
@@ -128,8 +129,17 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int) -> None:
     torch.set_num_threads(1)  # one process per core; intra-op threads would oversubscribe
+    # A pool worker whose parent was killed (kill -9, OOM) would otherwise wait forever on its
+    # task queue; it exits instead. A shard it was writing is left as a .tmp the next build removes.
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(poll_seconds)
+    os._exit(1)
 
 
 def _reusable_sidecar(cache_dir: Path, name: str, key: str, ids: list[str], check_crc: bool) -> dict | None:
@@ -220,10 +230,11 @@ def build_cache(
     todo = [i for i, s in enumerate(sidecars) if s is None]
     from tqdm.auto import tqdm
 
+    procs = max(1, min(workers, len(tasks)))
     with contextlib.ExitStack() as stack:
-        if workers > 1 and len(tasks) > 1:
+        if procs > 1:
             pool = stack.enter_context(ProcessPoolExecutor(
-                min(workers, len(tasks)), mp_context=_mp_context(), initializer=_worker_init))
+                procs, mp_context=_mp_context(), initializer=_worker_init, initargs=(os.getpid(),)))
             results = pool.map(_build_shard, tasks)  # submitted (workers forked) before tqdm's thread
         else:
             results = map(_build_shard, tasks)
@@ -235,6 +246,7 @@ def build_cache(
                 bar.update()
 
     fresh_seconds = sum(sidecars[i]["audio_seconds"] for i in todo)  # audio decoded by this call
+    compute_seconds = sum(sidecars[i]["compute_seconds"] for i in todo)  # summed over workers
     acc = StatsAccumulator(config.n_mels)
     utts, skipped, audio_seconds = [], {}, 0.0
     for shard_no, side in enumerate(sidecars):
@@ -259,7 +271,13 @@ def build_cache(
             "skipped_ids": skipped,
             "audio_seconds": audio_seconds,
             "build_seconds": build_seconds,
-            "x_real_time": fresh_seconds / build_seconds,  # of this call; a resumed build did less
+            "workers": procs,
+            # audio seconds per wall second of this call (a resumed build did less work), and
+            # per second of one worker's compute: the speed a single process sustains
+            "x_real_time": fresh_seconds / build_seconds,
+            "x_real_time_per_worker": fresh_seconds / compute_seconds if compute_seconds else 0.0,
+            "mb_per_audio_hour": (sum(s["bytes"] for s in sidecars) / 2**20 / (audio_seconds / 3600)
+                                  if audio_seconds else 0.0),
         },
         "utterances": utts,
     }

@@ -41,10 +41,17 @@ class FeatureConfig:
     speed_factors: tuple[float, ...] = (1.0,)  # cached speed-perturbed copies; (1.0,) = off
 
     def __post_init__(self):
+        # a list from JSON or YAML becomes a tuple, so the frozen config stays hashable
+        object.__setattr__(self, "speed_factors", tuple(float(f) for f in self.speed_factors))
         if self.n_mels <= 0 or self.win_ms <= 0 or self.hop_ms <= 0:
             raise ValueError("n_mels, win_ms and hop_ms must be positive")
         if not self.speed_factors or any(f <= 0 for f in self.speed_factors):
             raise ValueError(f"speed_factors must be positive numbers, got {self.speed_factors}")
+        counts = ("freq_masks", "freq_mask_width", "time_masks", "frames_per_time_mask",
+                  "time_mask_width_frames")
+        negative = [k for k in counts if getattr(self, k) < 0]
+        if negative:
+            raise ValueError(f"SpecAugment settings must not be negative: {', '.join(negative)}")
         if not 0.0 <= self.time_mask_max_ratio <= 1.0:
             raise ValueError(f"time_mask_max_ratio must be in [0, 1], got {self.time_mask_max_ratio}")
 
@@ -133,20 +140,24 @@ def spec_augment(
     feats: torch.Tensor,
     config: FeatureConfig,
     generator: torch.Generator | None = None,
-    lengths: torch.Tensor | None = None,
+    lengths: torch.Tensor | list[int] | None = None,
 ) -> torch.Tensor:
-    """SpecAugment frequency and time masks on normalised features (B, T, F) -> (B, T, F).
+    """SpecAugment frequency and time masks on normalised features (B, T, F) or (T, F), same shape.
 
-    Masked cells are set to 0, the mean after CMVN. Utterance b gets min(time_masks,
-    lengths[b] // frames_per_time_mask) time masks, each at most time_mask_width_frames wide and
-    together at most time_mask_max_ratio of its length, all inside its first lengths[b] frames.
+    Masked cells are set to 0, the mean after CMVN: apply it after FeatureStats.normalize.
+    Utterance b (real length lengths[b] frames, default T) gets min(time_masks, lengths[b] //
+    frames_per_time_mask) time masks, each at most time_mask_width_frames wide and together at
+    most time_mask_max_ratio of its length, all inside its first lengths[b] frames.
     Deterministic for a given generator state; random draws happen on the generator's device.
     """
+    if feats.ndim == 2:  # (T, F): one utterance
+        lens = None if lengths is None else torch.as_tensor(lengths).reshape(1)
+        return spec_augment(feats[None], config, generator=generator, lengths=lens)[0]
     B, T, F = feats.shape
     device = generator.device if generator is not None else feats.device
     if lengths is None:
         lengths = torch.full((B,), T, dtype=torch.long)
-    lens = lengths.to(device=device, dtype=torch.float32).clamp(max=T)[:, None]  # (B, 1)
+    lens = torch.as_tensor(lengths).to(device=device, dtype=torch.float32).clamp(max=T)[:, None]  # (B, 1)
     kf, kt = config.freq_masks, config.time_masks
     u = torch.rand(B, 2 * (kf + kt), generator=generator, device=device)  # (B, 2K) in [0, 1)
     mask = torch.zeros(B, T, F, dtype=torch.bool, device=device)
@@ -174,7 +185,7 @@ class StatsAccumulator:
         self.sum = np.zeros(n_mels, dtype=np.float64)  # (F,)
         self.sumsq = np.zeros(n_mels, dtype=np.float64)  # (F,)
 
-    def add(self, feats: np.ndarray | torch.Tensor) -> None:
+    def accumulate(self, feats: np.ndarray | torch.Tensor) -> None:
         """Add the frames of one (T, F) feature matrix."""
         if isinstance(feats, torch.Tensor):
             feats = feats.detach().cpu().numpy()
@@ -182,6 +193,8 @@ class StatsAccumulator:
         self.frames += x.shape[0]
         self.sum += x.sum(axis=0)
         self.sumsq += np.square(x).sum(axis=0)
+
+    add = accumulate  # the shorter name, kept for callers that use it
 
     def to_dict(self) -> dict:
         return {"frames": self.frames, "sum": self.sum.tolist(), "sumsq": self.sumsq.tolist()}

@@ -124,6 +124,7 @@ class Trainer:
         self.progress = progress and self.dist.main
         self.cfg = cfg
 
+        torch.manual_seed(cfg.train.seed)  # the same seed gives the same initial weights
         self.model, self.tokenizers, self.stats = self._build_model(init)
         self.frozen = freeze(self.model, list(freeze_prefixes))
         self.model.to(self.device)
@@ -225,7 +226,8 @@ class Trainer:
         ctc = per_utt.sum() * self.dist.world_size / max(global_b, 1)
         lang = torch.full((len(batch.ids),), self.model.languages.index(batch.locale),
                           device=self.device)
-        lid = F.cross_entropy(out["lid_logits"].float(), lang)
+        lid = F.cross_entropy(out["lid_logits"].float(), lang, reduction="sum")
+        lid = lid * self.dist.world_size / max(global_b, 1)
         loss = weight * ctc + self.cfg.train.lid_weight * lid
         return loss, {"ctc": ctc.item(), "lid": lid.item()}
 

@@ -63,7 +63,8 @@ def test_build_values_skips_and_summary(manifest, tmp_path):
     assert len(cache) == 5 and sorted(cache.ids) == GOOD and "bad" not in cache
     s = cache.summary
     assert s["skipped"] == 1 and list(s["skipped_ids"]) == ["bad"]
-    assert s["utterances"] == 5 and s["x_real_time"] > 0
+    assert s["utterances"] == 5 and s["x_real_time"] > 0 and s["x_real_time_per_worker"] > 0
+    assert s["workers"] == 1 and s["mb_per_audio_hour"] > 0
     assert s["audio_seconds"] == pytest.approx(0.3 + 0.4 + 0.5 + 0.6 + 0.7, abs=0.01)
     rows = {r["id"]: r for r in map(json.loads, manifest.read_text().splitlines())}
     total = 0
@@ -159,6 +160,7 @@ def test_two_workers_identical_to_one(manifest, tmp_path, monkeypatch, start_met
     monkeypatch.setattr(fc, "_mp_context", lambda: multiprocessing.get_context(start_method))
     one = build(manifest, tmp_path / "one", workers=1)
     two = build(manifest, tmp_path / "two", workers=2)
+    assert two.summary["workers"] == 2
     assert one.index["utterances"] == two.index["utterances"]
     assert one.index["shards"] == two.index["shards"]  # same bytes, same crc32
     assert one.index["stats"] == two.index["stats"]

@@ -109,6 +109,27 @@ def test_spec_augment_time_masks_stay_inside_lengths():
     assert (y == x).sum() > 0.7 * x.numel()
 
 
+def test_spec_augment_single_utterance_equals_batch_of_one():
+    x = normalised_batch(B=1, T=400)
+    one = spec_augment(x[0], FeatureConfig(), generator=torch.Generator().manual_seed(4), lengths=[300])
+    batch = spec_augment(x, FeatureConfig(), generator=torch.Generator().manual_seed(4),
+                         lengths=torch.tensor([300]))
+    assert one.shape == (400, 80) and torch.equal(one, batch[0])
+    assert not (one[300:] == 0).all(dim=1).any()  # no time mask past the real length
+
+
+def test_feature_config_round_trips_and_validates():
+    cfg = FeatureConfig(speed_factors=(0.9, 1.0, 1.1), freq_masks=1)
+    assert FeatureConfig(**dataclasses.asdict(cfg)) == cfg
+    back = FeatureConfig(**json.loads(json.dumps(dataclasses.asdict(cfg))))  # lists, not tuples
+    assert back == cfg and isinstance(back.speed_factors, tuple) and hash(back) == hash(cfg)
+    assert (cfg.n_fft, cfg.hop_length) == (400, 160)
+    for bad in ({"speed_factors": ()}, {"speed_factors": (0.0,)}, {"time_masks": -1}, {"n_mels": 0},
+                {"time_mask_max_ratio": 1.5}):
+        with pytest.raises(ValueError):
+            FeatureConfig(**bad)
+
+
 def test_spec_augment_freq_masks_bounded():
     cfg = dataclasses.replace(FeatureConfig(), time_masks=0, freq_masks=2, freq_mask_width=15)
     x = normalised_batch(B=8, T=50)
@@ -135,8 +156,8 @@ def test_cuda_features_and_spec_augment():
 def test_stats_accumulator_and_normalize():
     x = torch.randn(300, 80, dtype=torch.float64) * 3 + 7  # (T, F)
     acc = FeatureStats.accumulator(80)
-    acc.add(x[:100])
-    acc.add(x[100:].numpy())
+    acc.accumulate(x[:100])
+    acc.accumulate(x[100:].numpy())
     stats = acc.result()
     assert stats.frames == 300
     np.testing.assert_allclose(stats.mean, x.mean(0).numpy(), rtol=1e-10)
@@ -153,7 +174,7 @@ def test_stats_merged_equals_concatenation_and_round_trips():
     stats = []
     for p in parts:
         acc = FeatureStats.accumulator(80)
-        acc.add(p)
+        acc.accumulate(p)
         stats.append(acc.result())
     merged = FeatureStats.merged(stats)
     whole = np.concatenate(parts)

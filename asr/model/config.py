@@ -5,7 +5,6 @@ YAML only holds values: the `model:` section of a config maps onto these fields 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 
@@ -61,14 +60,12 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         """Build from plain values (a YAML `model:` section); unknown keys are errors."""
-        if not isinstance(d, dict):
-            raise ValueError(f"model: expected a mapping of model settings, got {d!r}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in d:
-            if key not in names:
-                raise ValueError(f"unknown model config key {key!r} (known keys: {', '.join(names)})")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        from asr.config import from_dict
+
+        return from_dict(cls, d, prefix="model.")
 
     def to_dict(self) -> dict:
         """Plain JSON/YAML values (tuples as lists); `from_dict(to_dict())` round-trips."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        from asr.config import to_dict
+
+        return to_dict(self)

@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny corpora made in seconds."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import pytest
+import torch
+from cvfake import make_release
+
+# Tests run on 2 shared cores: one torch thread each keeps timings sane and results exact.
+torch.set_num_threads(int(os.environ.get("ASR_TEST_THREADS", "1")))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running tests, run by `make test-all`")
+    config.addinivalue_line("markers", "requires_cuda: needs a CUDA device")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "requires_cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def fake_data(tmp_path_factory):
+    """A prepared two-language data directory (de, zh-CN) from a fake release of tone clips."""
+    from asr.prepare import prepare_data
+    from data_prep.manifest import prepare_manifests
+
+    root = tmp_path_factory.mktemp("fake")
+    for locale in ("de", "zh-CN"):
+        make_release(root / "cv", locale, train=24, dev=4, test=4, speakers=(6, 2, 2),
+                     seconds=[0.4, 0.6, 0.8, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tokenizer vocabulary clamped on a toy corpus
+        prepare_manifests(root / "cv", ["de", "zh-CN"], root / "data", progress=False)
+        prepare_data(root / "data", ["de", "zh-CN"], vocab_size=32, workers=1, progress=False)
+    return root / "data"

@@ -1,0 +1,125 @@
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from asr.config import load_run_config
+from asr.data import DataConfig, LanguageData, MultilingualSampler, make_buckets
+from asr.package import load_package_model
+from asr.prepare import feature_dir
+from asr.tokenizer import Tokenizer
+from asr.train import Trainer, TrainingError, lr_lambda
+
+LOCALES = ["de", "zh-CN"]
+
+
+def tiny(*overrides):
+    return load_run_config("tiny", list(overrides))
+
+
+def train_rows(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if r["kind"] == "train"}
+
+
+def test_buckets_respect_frame_budget():
+    frames = np.random.default_rng(0).integers(50, 900, size=300)
+    batches = make_buckets(frames, batch_frames=4000, max_utterances=16)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(300))
+    for b in batches:
+        assert len(b) <= 16
+        assert len(b) == 1 or frames[b].max() * len(b) <= 4000
+
+
+def test_sampler_alpha_and_one_language_per_batch(fake_data):
+    tok = {loc: Tokenizer.load(fake_data / loc / "tokenizer.model") for loc in LOCALES}
+    data = {loc: LanguageData(loc, fake_data / loc / "train.jsonl",
+                              feature_dir(fake_data, loc, "train"), tok[loc]) for loc in LOCALES}
+    data["de"].hours *= 9  # pretend de has 9x the hours of zh-CN
+    for alpha, expected in ((1.0, 0.9), (0.0, 0.5), (0.5, 0.75)):
+        s = MultilingualSampler(data, DataConfig(batch_frames=1000, alpha=alpha), seed=1)
+        assert s.language_probabilities()["de"] == pytest.approx(expected, rel=1e-6)
+        draws = [s.next_batch() for _ in range(400)]
+        share = sum(loc == "de" for loc, _ in draws) / len(draws)
+        assert abs(share - expected) < 0.08
+        for loc, idx in draws[:50]:  # each head only ever receives its own language
+            ids = {data[loc].records[i]["id"] for i in idx}
+            assert all(loc in i for i in ids)
+
+
+def test_lr_schedule_warmup_then_decay():
+    cfg = tiny("train.max_steps=100", "train.warmup_steps=10").train
+    f = lr_lambda(cfg)
+    assert f(0) < f(5) < f(9) == pytest.approx(1.0)
+    assert f(50) < 1.0 and f(100) == pytest.approx(cfg.final_lr_ratio)
+
+
+def test_train_writes_a_loadable_run(fake_data, tmp_path):
+    summary = Trainer(tiny(), fake_data, LOCALES, tmp_path / "run", progress=False).fit()
+    assert summary["steps"] == 40
+    for name in ("model.safetensors", "config.json", "metrics.jsonl", "summary.json",
+                 "train_state.safetensors"):
+        assert (tmp_path / "run" / name).exists(), name
+    model, pkg = load_package_model(tmp_path / "run")
+    assert model.languages == LOCALES and set(pkg.tokenizers) == set(LOCALES)
+    assert pkg.config == Trainer(tiny(), fake_data, LOCALES, tmp_path / "other",
+                                 progress=False).cfg
+    with pytest.raises(TrainingError, match="--resume"):
+        Trainer(tiny(), fake_data, LOCALES, tmp_path / "run", progress=False)
+
+
+def test_resume_after_crash_matches_uninterrupted(fake_data, tmp_path):
+    cfg = tiny("train.max_steps=30", "train.valid_every=10")
+    Trainer(cfg, fake_data, LOCALES, tmp_path / "a", progress=False).fit()
+    Trainer(cfg, fake_data, LOCALES, tmp_path / "b", progress=False).fit(stop_at=25)
+    Trainer(cfg, fake_data, LOCALES, tmp_path / "b", resume=True, progress=False).fit()
+    a, b = train_rows(tmp_path / "a"), train_rows(tmp_path / "b")
+    assert sorted(a) == sorted(b)
+    for step in a:
+        assert a[step] == pytest.approx(b[step], rel=1e-5, abs=1e-6), step
+
+
+def test_finetune_adds_a_language_and_freezes(fake_data, tmp_path):
+    Trainer(tiny("train.max_steps=10"), fake_data, ["de"], tmp_path / "de", progress=False).fit()
+    before, _ = load_package_model(tmp_path / "de")
+    t = Trainer(tiny("train.max_steps=10"), fake_data, ["zh-CN"], tmp_path / "ft",
+                init=tmp_path / "de", freeze_prefixes=["encoder"], progress=False)
+    t.fit()
+    after, _ = load_package_model(tmp_path / "ft")
+    assert after.languages == ["de", "zh-CN"]
+    b, a = before.state_dict(), after.state_dict()
+    assert all(torch.equal(b[k], a[k]) for k in b if not k.startswith(("heads.", "lid.")))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, data_dir, out_dir, result_dir):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    cfg = tiny("train.max_steps=8", "train.valid_every=100", "train.spec_augment=false")
+    trainer = Trainer(cfg, data_dir, LOCALES, out_dir, progress=False)
+    trainer.fit()
+    flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    np.save(os.path.join(result_dir, f"rank{rank}.npy"), flat.numpy())
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_cpu_processes_match_single_process(fake_data, tmp_path):
+    torch.multiprocessing.spawn(_ddp_worker, nprocs=2, join=True,
+                                args=(2, _free_port(), str(fake_data), str(tmp_path / "ddp"),
+                                      str(tmp_path)))
+    r0, r1 = np.load(tmp_path / "rank0.npy"), np.load(tmp_path / "rank1.npy")
+    assert np.array_equal(r0, r1)
+    cfg = tiny("train.max_steps=8", "train.valid_every=100", "train.spec_augment=false")
+    single = Trainer(cfg, fake_data, LOCALES, tmp_path / "single", progress=False)
+    single.fit()
+    flat = torch.cat([p.detach().flatten() for p in single.model.parameters()]).numpy()
+    assert np.abs(flat - r0).max() < 1e-4
