@@ -9,6 +9,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: mkstemp makes 0600 files, finished files get the usual mode
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator:
@@ -22,6 +25,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

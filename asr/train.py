@@ -26,6 +26,7 @@ from asr.data import LanguageData, MultilingualSampler, collate
 from asr.evaluate import format_scores, metric_value, validate
 from asr.features import FeatureStats, spec_augment
 from asr.fileio import write_json
+from asr.model.heads import ctc_loss
 from asr.model.multilingual import MultilingualCTC, count_parameters
 from asr.package import load_package_model, save_model
 from asr.prepare import feature_dir, tokenizer_path
@@ -216,9 +217,8 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp or torch.float32,
                             enabled=self.amp is not None):
             out = self.ddp(feats, batch.feat_lens, locale=batch.locale)
-        log_probs = out["log_probs"].float().transpose(0, 1)  # (T', B, V) as ctc_loss wants
-        per_utt = F.ctc_loss(log_probs, batch.targets, out["out_lens"], batch.target_lens,
-                             blank=0, reduction="none", zero_infinity=True)
+        per_utt = ctc_loss(out["log_probs"], batch.targets, out["out_lens"], batch.target_lens,
+                           reduction="none")  # (B,)
         # Sum over this rank's utterances / global batch size: DDP's gradient mean over ranks
         # then equals the single-process mean over the whole batch, however it was split.
         global_b = len(batch.ids) * self.dist.world_size

@@ -187,3 +187,17 @@ def test_pickles_without_mapped_shards(manifest, tmp_path):
     assert clone._maps == {} and np.array_equal(clone["e"], cache["e"])
     with pytest.raises(KeyError, match="zzz"):
         cache["zzz"]
+
+
+def test_pool_worker_exits_when_orphaned():
+    ctx = multiprocessing.get_context("fork")
+    orphan = ctx.Process(target=fc._exit_when_orphaned, args=(-1, 0.01))  # parent "gone"
+    orphan.start()
+    orphan.join(10)
+    assert orphan.exitcode == 1
+    child = ctx.Process(target=fc._exit_when_orphaned, args=(multiprocessing.current_process().pid, 0.01))
+    child.start()
+    child.join(0.3)
+    assert child.is_alive()  # its parent (this process) lives: it keeps waiting
+    child.terminate()
+    child.join(10)
