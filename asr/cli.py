@@ -7,6 +7,7 @@ one step that sits above the library); those imports are local to the subcommand
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -203,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, CheckpointError, AudioError, FileNotFoundError, ValueError) as e:
-        print(f"asr {args.command}: error: {e}", file=sys.stderr)
+        if os.environ.get("ASR_DEBUG"):
+            raise
+        print(f"asr {args.command}: error: {e}  (ASR_DEBUG=1 shows a traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
