@@ -52,9 +52,12 @@ def load_package(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
     data = path.read_bytes()
-    if data[:1] == b"\x80" or data[:2] == b"PK":
-        raise CheckpointError(f"{path}: looks like a pickle/zip (torch.save) file; refusing to "
-                              "load it (model files here are safetensors)")
+    # A safetensors file starts with an 8-byte header length and then a JSON header; anything
+    # else (a pickle, a torch.save zip) is refused before any parser sees its bytes.
+    if len(data) < 9 or data[8:9] != b"{":
+        kind = "pickle/zip (torch.save)" if data[:1] == b"\x80" or data[:2] == b"PK" else "unknown"
+        raise CheckpointError(f"{path}: not a safetensors file ({kind} content, or truncated); "
+                              "refusing to load it")
     try:
         header = _header(data)
         tensors = st_load(data)

@@ -7,6 +7,7 @@ one step that sits above the library); those imports are local to the subcommand
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -146,6 +147,13 @@ def add_train(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
     p.add_argument("--init", type=Path, default=None,
                    help="start from this model (run dir or model file); new languages get new heads")
+    p.add_argument("--strategy", choices=("joint", "progressive"), default="joint",
+                   help="joint: train one model on --locales (or fine-tune it with --init); "
+                   "progressive: add a new encoder column for --locales to the model in --base, "
+                   "every earlier column frozen")
+    p.add_argument("--base", type=Path, default=None,
+                   help="with --strategy progressive: the trained model (run dir or model file, "
+                   "joint or progressive) that gets the new column")
     p.add_argument("--freeze", default="",
                    help="comma-separated parameter prefixes to freeze; 'encoder' = all but the heads")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -161,17 +169,238 @@ def run_train(args) -> int:
     import torch
 
     from asr.config import load_run_config
-    from asr.train import Trainer
+    from asr.train import Trainer, TrainingError
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if (args.strategy == "progressive") != (args.base is not None):
+        raise ValueError("--strategy progressive and --base go together: pass both or neither")
     cfg = load_run_config(args.config, args.overrides)
-    trainer = Trainer(cfg, data_dir=args.data, locales=parse_locales(args.locales),
-                      out_dir=args.out, init=args.init, freeze_prefixes=parse_locales(args.freeze),
-                      resume=args.resume, device=args.device)
-    summary = trainer.fit()
+    try:
+        trainer = Trainer(cfg, data_dir=args.data, locales=parse_locales(args.locales),
+                          out_dir=args.out, init=args.init,
+                          freeze_prefixes=parse_locales(args.freeze), resume=args.resume,
+                          device=args.device, base=args.base)
+        summary = trainer.fit()
+    except TrainingError as e:
+        print(f"asr train: error: {e}", file=sys.stderr)
+        return 2
     if trainer.dist.main:
         print("\n".join(f"{k:>28}: {v}" for k, v in summary.items()))
+    return 0
+
+
+def add_decoding_flags(p) -> None:
+    """Flags shared by transcribe and evaluate: the search and the LM."""
+    p.add_argument("--beam", type=int, default=None,
+                   help="beam size of the CTC prefix beam search (default: 1 = greedy, "
+                   "or 16 with --lm)")
+    p.add_argument("--lm", default=None, metavar="LM|LOCALE=LM,...",
+                   help="n-gram LM (ARPA or KenLM binary, see `asr lm`) for shallow fusion; "
+                   "one file when one language is decoded, else de=lm/de.arpa,zh-CN=lm/zh.arpa")
+    p.add_argument("--lm-weight", type=float, default=1.0,
+                   help="weight of the LM's log10 probability in the beam score")
+    p.add_argument("--word-score", type=float, default=0.0,
+                   help="score added per word (word LM) or per emitting frame (zh-CN token LM)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+
+
+def parse_lm_spec(spec: str | None, locales: list[str]) -> dict[str, str]:
+    """'lm.arpa' (one language) or 'de=a.arpa,zh-CN=b.arpa' -> {locale: path}."""
+    if not spec:
+        return {}
+    if "=" not in spec:
+        if len(locales) != 1:
+            raise ValueError(f"--lm {spec}: several languages may be decoded ({', '.join(locales)}); "
+                             "name each LM's language, e.g. --lm de=lm/de.arpa,zh-CN=lm/zh.arpa")
+        return {locales[0]: spec}
+    out = {}
+    for item in spec.split(","):
+        locale, _, path = item.partition("=")
+        if not path:
+            raise ValueError(f"bad --lm item {item!r}: expected LOCALE=PATH")
+        out[locale.strip()] = path.strip()
+    return out
+
+
+def _decode_config(args):
+    import torch
+
+    from asr.decode import DecodeConfig
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    beam = args.beam if args.beam is not None else (16 if args.lm else 1)
+    return DecodeConfig(beam_size=beam, lm_weight=args.lm_weight, word_score=args.word_score)
+
+
+def add_transcribe(sub) -> None:
+    p = sub.add_parser(
+        "transcribe", formatter_class=_formatter,
+        help="transcribe audio files or folders (txt, json, srt, vtt)",
+        description="Transcribe audio files (any format, rate and channel count soundfile reads; "
+        "folders are walked). Long recordings are streamed and cut at pauses. Unreadable files "
+        "are reported and skipped; the exit status is 1 if any failed.")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files and folders")
+    p.add_argument("--model", required=True, type=Path, help="run directory or model.safetensors")
+    p.add_argument("--lang", default="auto",
+                   help="locale to decode as (e.g. de, zh-CN), or auto for the language-ID head")
+    p.add_argument("--format", choices=("txt", "json", "srt", "vtt"), default="txt",
+                   help="output format; json has segments with times, language and probability")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for one output file per input (mirroring folders); default: stdout")
+    p.add_argument("--batch-seconds", type=float, default=160.0,
+                   help="audio per model batch, padding included (memory grows with it)")
+    p.add_argument("--max-segment-seconds", type=float, default=20.0,
+                   help="longest stretch decoded at once; longer audio is cut at pauses")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_decoding_flags(p)
+    p.set_defaults(func=run_transcribe)
+
+
+def run_transcribe(args) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from asr.api import load_model
+    from asr.audio import AudioError, audio_info
+    from asr.fileio import write_text
+    from asr.transcribe import Failure, Transcriber, collect_audio_files, format_transcript
+
+    files = collect_audio_files(args.inputs)
+    if not files:
+        raise FileNotFoundError(f"no audio files in {', '.join(args.inputs)}")
+    if args.out is None and len(files) > 1 and args.format in ("srt", "vtt"):
+        raise ValueError(f"--format {args.format} for {len(files)} files needs --out DIR")
+    cfg = _decode_config(args)
+    m = load_model(args.model, device=args.device)
+    locales = m.languages if args.lang == "auto" else [args.lang]
+    try:
+        tr = Transcriber(m._model, m._package, cfg, parse_lm_spec(args.lm, locales),
+                         device=args.device, batch_seconds=args.batch_seconds,
+                         max_segment_seconds=args.max_segment_seconds)
+        tr.check_language(args.lang)
+    except RuntimeError as e:  # no beam-search library on this Python
+        print(f"asr transcribe: error: {e}", file=sys.stderr)
+        return 2
+    total = 0.0
+    for f, _ in files:
+        try:
+            total += audio_info(f)[0]
+        except AudioError:
+            pass  # reported with its reason when its turn comes
+    bar = tqdm(total=round(total, 1), unit="s", desc="transcribe", dynamic_ncols=True,
+               disable=args.no_progress, file=sys.stderr)
+    t0, failed, done, seconds = time.perf_counter(), [], 0, 0.0
+    for (path, rel), result in zip(files, tr.run([str(f) for f, _ in files], lang=args.lang,
+                                                 progress=lambda s: bar.update(round(s, 1))),
+                                   strict=True):
+        if isinstance(result, Failure):
+            failed.append(result)
+            tqdm.write(f"skipped {result.source}: {result.reason}", file=sys.stderr)
+            continue
+        done, seconds = done + 1, seconds + result.duration_seconds
+        text = format_transcript(result, args.format)
+        if args.out is not None:
+            write_text(args.out / rel.with_suffix("." + args.format), text)
+        elif len(files) == 1:
+            sys.stdout.write(text)
+        elif args.format == "json":
+            print(json.dumps(result.to_dict(), ensure_ascii=False))
+        else:
+            print(f"{path}\t{result.text}")
+        sys.stdout.flush()
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    print(f"transcribed {done} of {len(files)} files, {seconds:.1f} s of audio in {elapsed:.1f} s "
+          f"(real-time factor {elapsed / max(seconds, 1e-9):.3f})"
+          + (f"; {len(failed)} failed:" if failed else ""), file=sys.stderr)
+    for f in failed:
+        print(f"  {f.source}: {f.reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate", formatter_class=_formatter,
+        help="score a model on a prepared split: WER/CER with 95%% intervals per language",
+        description="Decode data/<locale>/<split>.jsonl (features from the cache when present) "
+        "and report per language WER and CER (jiwer, normalised text) with bootstrap 95%% "
+        "intervals, S/D/I counts, hours and the worst utterances, as Markdown and JSON.")
+    p.add_argument("--model", required=True, type=Path, help="run directory or model.safetensors")
+    p.add_argument("--data", default=Path("data"), type=Path, help="prepared data directory")
+    p.add_argument("--split", default="test", help="split to score: train, dev or test")
+    p.add_argument("--locales", default="", help="comma-separated locales (default: all the model has)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for eval_<split>*.md/.json (default: the model's run directory)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_decoding_flags(p)
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args) -> int:
+    from asr.evaluate import evaluate_model, format_report, report_name
+    from asr.fileio import write_json, write_text
+    from asr.package import resolve_model_path
+
+    cfg = _decode_config(args)
+    locales = parse_locales(args.locales) or None
+    lm_paths = parse_lm_spec(args.lm, locales or [])
+    try:
+        report = evaluate_model(args.model, args.data, split=args.split, locales=locales,
+                                decode=cfg, lm_paths=lm_paths, device=args.device,
+                                seed=args.seed, progress=not args.no_progress)
+    except RuntimeError as e:
+        print(f"asr evaluate: error: {e}", file=sys.stderr)
+        return 2
+    out = args.out or resolve_model_path(args.model).parent
+    stem = report_name(args.split, cfg, lm_paths)
+    text = format_report(report)
+    write_json(out / f"{stem}.json", report)
+    write_text(out / f"{stem}.md", text)
+    print(text + f"\nwritten: {out / stem}.md and .json")
+    return 0
+
+
+def add_lm(sub) -> None:
+    p = sub.add_parser(
+        "lm", formatter_class=_formatter,
+        help="build an n-gram LM (ARPA, Kneser-Ney) from a language's training text",
+        description="Count n-grams in data/<locale>/<split>.jsonl transcripts and write an ARPA "
+        "file with interpolated Kneser-Ney smoothing: words for European locales, the "
+        "tokenizer's units (characters or syllables) for zh-CN.")
+    p.add_argument("--data", default=Path("data"), type=Path, help="prepared data directory")
+    p.add_argument("--locale", required=True, help="locale whose text to model, e.g. de or zh-CN")
+    p.add_argument("--order", type=int, default=3, help="n-gram order")
+    p.add_argument("--split", default="train", help="manifest whose norm_text is the training text")
+    p.add_argument("--text", type=Path, action="append", default=[],
+                   help="extra raw text file, one sentence a line (normalised here; repeatable)")
+    p.add_argument("--out", required=True, type=Path, help="ARPA file to write")
+    p.set_defaults(func=run_lm)
+
+
+def run_lm(args) -> int:
+    from asr.fileio import read_jsonl
+    from asr.lm import ArpaModel, build_lm, lm_units
+    from asr.prepare import tokenizer_path
+    from asr.text import normalize_text
+    from asr.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(tokenizer_path(args.data, args.locale))
+    texts = [r["norm_text"] for r in read_jsonl(args.data / args.locale / f"{args.split}.jsonl")]
+    for path in args.text:
+        with open(path, encoding="utf-8") as f:
+            texts += [normalize_text(line, args.locale) for line in f if line.strip()]
+    summary = build_lm(texts, tok, args.out, order=args.order)
+    print(f"{args.out}: {summary['order']}-gram {summary['unit']} LM from {summary['sentences']} "
+          f"sentences, {summary['vocab']} symbols, n-grams per order {summary['ngrams']}")
+    dev = args.data / args.locale / "dev.jsonl"
+    if dev.exists():
+        ppl = ArpaModel(args.out).perplexity(lm_units(r["norm_text"], tok) for r in read_jsonl(dev))
+        print(f"dev perplexity: {ppl:.1f} per {summary['unit']}")
     return 0
 
 
@@ -186,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_synth(sub)
     add_prepare(sub)
     add_train(sub)
+    add_transcribe(sub)
+    add_evaluate(sub)
+    add_lm(sub)
     return parser
 
 

@@ -175,16 +175,18 @@ class RunConfig:
     features: typing.Any = None
     data: typing.Any = None
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    progressive: typing.Any = None  # settings of a new progressive column (train --strategy progressive)
 
 
 def run_config_from_dict(data: dict) -> RunConfig:
-    """Sections model/features/data/train into their dataclasses; unknown sections raise."""
+    """Sections model/features/data/train/progressive into their dataclasses; unknown sections raise."""
     from asr.data import DataConfig
     from asr.features import FeatureConfig
     from asr.model.config import ModelConfig
+    from asr.model.progressive import ProgressiveConfig
 
     sections = {"model": ModelConfig, "features": FeatureConfig, "data": DataConfig,
-                "train": TrainConfig}
+                "train": TrainConfig, "progressive": ProgressiveConfig}
     unknown = sorted(set(data) - set(sections))
     if unknown:
         raise ConfigError(f"unknown config section {unknown[0]!r} (known: {', '.join(sections)})")
@@ -199,4 +201,5 @@ def load_run_config(path: str | Path | None = None, overrides: list[str] = ()) -
 
 
 def run_config_to_dict(cfg: RunConfig) -> dict:
-    return {name: to_dict(getattr(cfg, name)) for name in ("model", "features", "data", "train")}
+    return {name: to_dict(getattr(cfg, name))
+            for name in ("model", "features", "data", "train", "progressive")}

@@ -1,13 +1,26 @@
-"""Scoring a model on prepared splits: greedy CTC decoding, WER and CER per language."""
+"""Scoring a model on prepared splits, per language.
+
+Two users: training's validation (`validate`, greedy, on the feature cache, lean) and
+`asr evaluate` (`evaluate_model`): greedy or beam (+LM) decoding of a split, WER and CER with
+jiwer on normalised text, bootstrap 95% intervals, S/D/I counts, hours, the worst utterances,
+as JSON and Markdown. zh-CN is judged by CER; its WER is shown but marked not meaningful.
+"""
 
 from __future__ import annotations
 
-import torch
+from pathlib import Path
 
-from asr.data import LanguageData, collate, eval_batches
-from asr.decode import greedy_ids
-from asr.features import FeatureStats
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from asr.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.data import LanguageData, collate, eval_batches, make_buckets
+from asr.decode import DecodeConfig, Decoder, greedy_ids
+from asr.features import FeatureStats, log_mel, num_frames
+from asr.fileio import read_jsonl
 from asr.metrics import char_errors, word_errors
+from asr.model.encoder import MIN_INPUT_FRAMES
 from asr.tokenizer import Tokenizer
 
 
@@ -69,3 +82,211 @@ def format_scores(scores: dict[str, dict], step: int | None = None) -> str:
     for loc, s in scores.items():
         lines.append(f"{'':{len(head)}}{loc:<8} {100 * s['cer']:6.1f}% {100 * s['wer']:6.1f}%")
     return "\n".join(lines)
+
+
+# ---- `asr evaluate`: a model file on a prepared split, with confidence intervals ------------
+# Everything below reads a split the way a user would judge a finished model: greedy or beam
+# (+LM) decoding, error counts, bootstrap intervals, the worst utterances. Training's
+# validation above stays greedy and lean.
+
+PRIMARY_METRIC = {"zh-CN": "cer"}  # others: wer. Chinese has no word breaks in references.
+BOOTSTRAP_RESAMPLES = 1000
+WORST_SHOWN = 10
+
+
+def utterance_errors(refs: list[str], hyps: list[str], unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per utterance (errors, reference units) as int arrays (N,), unit "word" or "char"."""
+    count = word_errors if unit == "word" else char_errors
+    pairs = [count([r], [h]) for r, h in zip(refs, hyps, strict=True)]
+    return (np.array([c.errors for c in pairs], dtype=np.int64),
+            np.array([c.reference_units for c in pairs], dtype=np.int64))
+
+
+def bootstrap_ci(errors: np.ndarray, units: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of a corpus error rate sum(errors) / sum(units).
+
+    Utterances (not words) are resampled with replacement, since errors within an utterance
+    are correlated (Bisani & Ney 2004). errors, units: (N,). Seeded: the same input gives the
+    same interval.
+    """
+    n = len(errors)
+    if n == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    rates = []
+    for start in range(0, resamples, 100):  # chunks bound memory at 100 x N indices
+        idx = rng.integers(0, n, size=(min(100, resamples - start), n))  # (R, N)
+        rates.append(errors[idx].sum(axis=1) / np.maximum(units[idx].sum(axis=1), 1))
+    rates = np.concatenate(rates)
+    alpha = (1.0 - level) / 2
+    return float(np.quantile(rates, alpha)), float(np.quantile(rates, 1 - alpha))
+
+
+def metric_report(refs: list[str], hyps: list[str], unit: str, seed: int = 0) -> dict:
+    """Rate, 95% interval, S/D/I/hits of one metric (unit "word" -> WER, "char" -> CER)."""
+    counts = (word_errors if unit == "word" else char_errors)(refs, hyps)
+    errs, units = utterance_errors(refs, hyps, unit)
+    lo, hi = bootstrap_ci(errs, units, seed=seed)
+    return counts.to_dict() | {"reference_units": counts.reference_units, "ci95": [lo, hi],
+                               "per_utterance_errors": errs, "per_utterance_units": units}
+
+
+def score_locale(locale: str, rows: list[dict], seed: int = 0) -> dict:
+    """rows [{id, reference, hypothesis, duration}] -> the report of one language."""
+    refs = [r["reference"] for r in rows]
+    hyps = [r["hypothesis"] for r in rows]
+    report = {"locale": locale, "utterances": len(rows),
+              "hours": sum(r.get("duration", 0.0) for r in rows) / 3600,
+              "primary_metric": PRIMARY_METRIC.get(locale, "wer")}
+    for name, unit in (("wer", "word"), ("cer", "char")):
+        report[name] = metric_report(refs, hyps, unit, seed=seed)
+    report["wer"]["meaningful"] = locale != "zh-CN"  # no word segmentation in zh-CN text
+    primary = report[report["primary_metric"]]
+    errs, units = primary.pop("per_utterance_errors"), primary.pop("per_utterance_units")
+    for name in ("wer", "cer"):
+        report[name].pop("per_utterance_errors", None)
+        report[name].pop("per_utterance_units", None)
+    order = sorted(range(len(rows)), key=lambda i: (-errs[i], -errs[i] / max(units[i], 1), rows[i]["id"]))
+    report["worst"] = [{"id": rows[i]["id"], "errors": int(errs[i]),
+                        "rate": float(errs[i] / max(units[i], 1)), "reference": refs[i],
+                        "hypothesis": hyps[i]} for i in order[:WORST_SHOWN] if errs[i] > 0]
+    return report
+
+
+def _split_features(data_dir: Path, locale: str, split: str, records: list[dict], features):
+    """A function id -> (T, F) float32 features: the cache when it matches, else the audio."""
+    from asr.feature_cache import FEATURE_FIELDS, FeatureCache, FeatureCacheError
+    from asr.prepare import feature_dir
+
+    cache = None
+    try:
+        cache = FeatureCache.open(feature_dir(data_dir, locale, split))
+        if any(cache.config.get(k) != (list(v) if isinstance(v, tuple) else v)
+               for k in FEATURE_FIELDS if k != "speed_factors"
+               for v in [getattr(features, k)]):
+            cache = None  # built with other settings than the model's: recompute from audio
+    except FeatureCacheError:
+        pass
+    by_id = {r["id"]: r for r in records}
+
+    def get(utt_id: str) -> np.ndarray:
+        if cache is not None and utt_id in cache:
+            return np.asarray(cache[utt_id], dtype=np.float32)
+        return log_mel(load_audio(by_id[utt_id]["audio"]), features).numpy()
+
+    return get, cache
+
+
+@torch.no_grad()
+def decode_split(model, package, data_dir: str | Path, locale: str, split: str, decoder,
+                 device: torch.device, batch_frames: int = 40000, progress: bool = False) -> dict:
+    """Decode every utterance of data/<locale>/<split>.jsonl; returns rows and counts."""
+    data_dir = Path(data_dir)
+    manifest = data_dir / locale / f"{split}.jsonl"
+    records = read_jsonl(manifest)
+    features = package.config.features
+    get, cache = _split_features(data_dir, locale, split, records, features)
+    frames = np.array([cache.frames(r["id"]) if cache is not None and r["id"] in cache
+                       else num_frames(int(r["duration"] * SAMPLE_RATE)) for r in records])
+    rows, failed = {}, []
+    bar = tqdm(total=len(records), disable=not progress, desc=f"{locale} {split}", unit="utt")
+    for batch in make_buckets(frames, batch_frames, 128):
+        feats, keep = [], []
+        for i in batch.tolist():
+            try:
+                f = torch.from_numpy(get(records[i]["id"]))  # (T, F)
+            except AudioError as e:
+                failed.append({"id": records[i]["id"], "reason": str(e)})
+                continue
+            if f.shape[0] < MIN_INPUT_FRAMES:
+                f = torch.nn.functional.pad(f, (0, 0, 0, MIN_INPUT_FRAMES - f.shape[0]), value=f.min())
+            feats.append(f)
+            keep.append(i)
+        bar.update(len(batch))
+        if not keep:
+            continue
+        lens = torch.tensor([f.shape[0] for f in feats])
+        x = package.stats.normalize(torch.nn.utils.rnn.pad_sequence(feats, batch_first=True))
+        x = x * (torch.arange(x.shape[1])[None, :, None] < lens[:, None, None])
+        out = model(x.to(device), lens.to(device), locale=locale)
+        for i, hyp in zip(keep, decoder(out["log_probs"], out["out_lens"], locale), strict=True):
+            r = records[i]
+            rows[i] = {"id": r["id"], "reference": r["norm_text"], "duration": r["duration"],
+                       "hypothesis": package.tokenizers[locale].decode(hyp.ids)}
+    bar.close()
+    return {"rows": [rows[i] for i in sorted(rows)], "failed": failed,
+            "feature_source": "cache" if cache is not None else "audio"}
+
+
+def evaluate_model(model_path: str | Path, data_dir: str | Path, split: str = "test",
+                   locales: list[str] | None = None, decode: DecodeConfig | None = None,
+                   lm_paths: dict[str, str] | None = None, device: str = "cpu", seed: int = 0,
+                   progress: bool = False) -> dict:
+    """Score a model file on a prepared split per language (see `format_report`)."""
+    from asr.package import load_package_model, resolve_model_path
+
+    decode = decode or DecodeConfig()
+    model, package = load_package_model(model_path, device=device)
+    locales = locales or [loc for loc in model.languages
+                          if (Path(data_dir) / loc / f"{split}.jsonl").exists()]
+    missing = [loc for loc in locales if loc not in model.languages]
+    if missing:
+        raise ValueError(f"{resolve_model_path(model_path)} has no head for {', '.join(missing)} "
+                         f"(it has {', '.join(model.languages)})")
+    if not locales:
+        raise FileNotFoundError(f"{data_dir}: no {split}.jsonl for any of {', '.join(model.languages)}")
+    decoder = Decoder(package.tokenizers, decode, lm_paths)
+    report = {"model": str(resolve_model_path(model_path)), "data": str(data_dir), "split": split,
+              "decode": {**decode.__dict__, "lm_path": None, "lm_paths": dict(lm_paths or {})},
+              "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": seed, "unit": "utterance"},
+              "languages": {}}
+    for loc in locales:
+        decoded = decode_split(model, package, data_dir, loc, split, decoder, torch.device(device),
+                               progress=progress)
+        lang = score_locale(loc, decoded["rows"], seed=seed)
+        lang["failed"] = decoded["failed"]
+        lang["feature_source"] = decoded["feature_source"]
+        report["languages"][loc] = lang
+    return report
+
+
+def report_name(split: str, decode: DecodeConfig, lm_paths: dict | None) -> str:
+    """File stem for a report: eval_test, eval_test_beam8, eval_test_beam8_lm."""
+    name = f"eval_{split}"
+    if decode.beam_size > 1:
+        name += f"_beam{decode.beam_size}"
+    return name + ("_lm" if lm_paths else "")
+
+
+def format_report(report: dict) -> str:
+    """The evaluation as Markdown: a table per metric, then the worst utterances per language."""
+    d = report["decode"]
+    how = "greedy" if d["beam_size"] == 1 and not d["lm_paths"] else f"beam {d['beam_size']}"
+    if d["lm_paths"]:
+        how += f", LM weight {d['lm_weight']}, word score {d['word_score']}"
+    lines = [f"# Evaluation: {report['split']} split", "",
+             f"Model `{report['model']}`, data `{report['data']}`, decoding: {how}. "
+             "Rates in %, 95% bootstrap intervals over utterances "
+             f"({report['bootstrap']['resamples']} resamples, seed {report['bootstrap']['seed']}).",
+             "", "| language | utts | hours | WER | WER 95% CI | CER | CER 95% CI | S / D / I (primary) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for loc, r in report["languages"].items():
+        p = r[r["primary_metric"]]
+        wer = f"{100 * r['wer']['rate']:.1f}" + ("" if r["wer"]["meaningful"] else "*")
+        lines.append(
+            f"| {loc} | {r['utterances']} | {r['hours']:.3f} | {wer} | "
+            f"{100 * r['wer']['ci95'][0]:.1f}-{100 * r['wer']['ci95'][1]:.1f} | {100 * r['cer']['rate']:.1f} | "
+            f"{100 * r['cer']['ci95'][0]:.1f}-{100 * r['cer']['ci95'][1]:.1f} | "
+            f"{r['primary_metric'].upper()} {p['substitutions']} / {p['deletions']} / {p['insertions']} |")
+    if any(not r["wer"]["meaningful"] for r in report["languages"].values()):
+        lines += ["", "\\* WER is not meaningful for zh-CN (no word segmentation): judge it by CER."]
+    for loc, r in report["languages"].items():
+        lines += ["", f"## {loc}: worst utterances by {r['primary_metric'].upper()} errors", "",
+                  "| id | errors | reference | hypothesis |", "|---|---|---|---|"]
+        lines += [f"| {w['id']} | {w['errors']} | {w['reference']} | {w['hypothesis']} |"
+                  for w in r["worst"]]
+        if r["failed"]:
+            lines += ["", f"{len(r['failed'])} utterances could not be read: "
+                      + "; ".join(f"{f['id']} ({f['reason']})" for f in r["failed"][:5])]
+    return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from asr import checkpoint as ckpt
 from asr.config import RunConfig, run_config_from_dict, run_config_to_dict
 from asr.features import FeatureStats
 from asr.model.multilingual import MultilingualCTC
+from asr.model.progressive import ProgressiveCTC
 from asr.tokenizer import Tokenizer
 
 MODEL_FILE = "model.safetensors"
@@ -45,8 +46,15 @@ def save_model(path, model, cfg: RunConfig, tokenizers: dict[str, Tokenizer],
                                                        dtype=torch.uint8)
     meta = {"config": run_config_to_dict(cfg), "languages": list(model.languages),
             "vocab_sizes": {loc: tokenizers[loc].vocab_size for loc in model.languages},
-            "feature_stats": stats.to_dict()} | (extra or {})
+            "feature_stats": stats.to_dict()} | _architecture(model) | (extra or {})
     ckpt.save_package(path, tensors, meta)
+
+
+def _architecture(model) -> dict:
+    """Metadata that lets `load_package_model` rebuild the model class and its columns."""
+    if isinstance(model, ProgressiveCTC):
+        return {"architecture": "progressive", "progressive": model.spec()}
+    return {"architecture": "multilingual"}
 
 
 def resolve_model_path(path: str | Path) -> Path:
@@ -56,7 +64,7 @@ def resolve_model_path(path: str | Path) -> Path:
 
 
 def load_package_model(path: str | Path, device: str | torch.device = "cpu"
-                       ) -> tuple[MultilingualCTC, ModelPackage]:
+                       ) -> tuple[MultilingualCTC | ProgressiveCTC, ModelPackage]:
     """Rebuild the model and its package (config, tokenizers, statistics) from one file."""
     path = resolve_model_path(path)
     tensors, meta = ckpt.load_package(path)
@@ -65,7 +73,14 @@ def load_package_model(path: str | Path, device: str | torch.device = "cpu"
         tokenizers = {loc: Tokenizer.from_bytes(tensors[f"tokenizer.{loc}"].numpy().tobytes())
                       for loc in meta["languages"]}
         stats = FeatureStats.from_dict(meta["feature_stats"])
-        model = MultilingualCTC(cfg.model, {loc: meta["vocab_sizes"][loc] for loc in meta["languages"]})
+        vocab_sizes = {loc: meta["vocab_sizes"][loc] for loc in meta["languages"]}
+        architecture = meta.get("architecture", "multilingual")  # files from before the field
+        if architecture == "progressive":
+            model = ProgressiveCTC.from_spec(cfg.model, meta["progressive"], vocab_sizes)
+        elif architecture == "multilingual":
+            model = MultilingualCTC(cfg.model, vocab_sizes)
+        else:
+            raise ValueError(f"unknown architecture {architecture!r}")
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
                                if k.startswith("model.")})
     except (KeyError, ValueError, RuntimeError) as e:

@@ -28,6 +28,7 @@ from asr.features import FeatureStats, spec_augment
 from asr.fileio import write_json
 from asr.model.heads import ctc_loss
 from asr.model.multilingual import MultilingualCTC, count_parameters
+from asr.model.progressive import ProgressiveCTC, add_column
 from asr.package import load_package_model, save_model
 from asr.prepare import feature_dir, tokenizer_path
 from asr.runlog import RunLog
@@ -114,7 +115,8 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, data_dir: str | Path, locales: list[str],
                  out_dir: str | Path, init: str | Path | None = None, freeze_prefixes=(),
-                 resume: bool = False, device: str = "auto", progress: bool = True):
+                 resume: bool = False, device: str = "auto", progress: bool = True,
+                 base: str | Path | None = None):
         self.dist = Dist.from_env()
         self.device = resolve_device(device, self.dist.local_rank)
         if self.dist.world_size > 1 and not dist.is_initialized():
@@ -126,9 +128,13 @@ class Trainer:
         self.cfg = cfg
 
         torch.manual_seed(cfg.train.seed)  # the same seed gives the same initial weights
-        self.model, self.tokenizers, self.stats = self._build_model(init)
+        if base is not None and init is not None:
+            raise TrainingError("--base (a progressive column on a trained model) and --init "
+                                "(fine-tuning) exclude each other: pass one")
+        self.model, self.tokenizers, self.stats = (
+            self._build_progressive(base) if base is not None else self._build_model(init))
         self.frozen = freeze(self.model, list(freeze_prefixes))
-        self.model.to(self.device)
+        self.model.to(self.device).train()  # a loaded package comes back in eval mode
         self.train_data = {loc: self._language_data(loc, "train") for loc in self.locales}
         self.dev_data = {loc: self._language_data(loc, "dev") for loc in self.locales
                          if (self.data_dir / loc / "dev.jsonl").exists()}
@@ -177,6 +183,21 @@ class Trainer:
                 if loc not in model.languages:
                     model.add_language(loc, tokenizers[loc].vocab_size)
         return model, tokenizers, stats
+
+    def _build_progressive(self, base):
+        """The model in `base` (joint or progressive) plus a new column for `locales`; earlier
+        columns are frozen and the base's feature statistics are kept (they were trained on them)."""
+        model, pkg = load_package_model(base)
+        learned = [loc for loc in self.locales if loc in model.languages]
+        if learned:
+            raise TrainingError(f"{base} already has {', '.join(learned)}: a progressive column is "
+                                "for new languages (learned ones stay frozen in their columns)")
+        self.cfg = dataclasses.replace(self.cfg, model=model.config)
+        tokenizers = dict(pkg.tokenizers) | {
+            loc: Tokenizer.load(tokenizer_path(self.data_dir, loc)) for loc in self.locales}
+        model = add_column(model, {loc: tokenizers[loc].vocab_size for loc in self.locales},
+                           self.cfg.progressive)
+        return model.train(), tokenizers, pkg.stats
 
     def _language_data(self, locale: str, split: str) -> LanguageData:
         return LanguageData(locale, self.data_dir / locale / f"{split}.jsonl",
@@ -364,7 +385,9 @@ class Trainer:
                                     "skipped": d.skipped} for loc, d in self.train_data.items()},
                 "sampling": self.sampler.language_probabilities(),
                 "device": str(self.device), "world_size": self.dist.world_size,
-                "autocast": str(self.amp)}
+                "autocast": str(self.amp)} | (
+                    {"columns": self.model.parameter_report()}
+                    if isinstance(self.model, ProgressiveCTC) else {})
 
 
 def _open_cache(data_dir: Path, locale: str, split: str):

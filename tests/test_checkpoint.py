@@ -54,3 +54,14 @@ def test_optimizer_state_round_trip():
     for k in a["state"]:
         for name, v in a["state"][k].items():
             assert torch.equal(torch.as_tensor(v), torch.as_tensor(b["state"][k][name]))
+
+
+def test_header_length_starting_with_pickle_byte_loads(tmp_path):
+    """A header length whose low byte is 0x80 (pickle's magic) is still a safetensors file."""
+    path = tmp_path / "m.safetensors"
+    for pad in range(300):
+        save_package(path, {"w": torch.ones(2)}, {"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    assert load_package(path)[1]["pad"]

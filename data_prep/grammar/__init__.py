@@ -1,0 +1,1 @@
+"""Template grammars that write Common Voice-like sentences, one module per language."""
