@@ -250,7 +250,7 @@ def add_transcribe(sub) -> None:
                    help="output format; json has segments with times, language and probability")
     p.add_argument("--out", type=Path, default=None,
                    help="folder for one output file per input (mirroring folders); default: stdout")
-    p.add_argument("--batch-seconds", type=float, default=160.0,
+    p.add_argument("--batch-seconds", type=float, default=120.0,
                    help="audio per model batch, padding included (memory grows with it)")
     p.add_argument("--max-segment-seconds", type=float, default=20.0,
                    help="longest stretch decoded at once; longer audio is cut at pauses")
@@ -404,6 +404,48 @@ def run_lm(args) -> int:
     return 0
 
 
+def add_experiment(sub) -> None:
+    p = sub.add_parser(
+        "experiment", formatter_class=_formatter,
+        help="the transfer experiment: target CER against hours, with and without helper languages",
+        description="Run a grid of trainings from one experiment YAML (a path, or the name of a "
+        "shipped one in asr/configs/experiments: transfer_demo, transfer_full, "
+        "transfer_commonvoice): prepare the data, train every strategy x target hours x seed "
+        "under one budget rule, score the test sets and write results.md, results.csv and "
+        "cer_vs_hours.png. Finished runs are skipped and interrupted ones resumed; a changed "
+        "config gets new runs.")
+    p.add_argument("--config", required=True, help="experiment YAML: a path or a shipped name")
+    p.add_argument("--out", type=Path, default=None, help="experiment directory (default: exp/<name>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an experiment value, e.g. --set budget.max_steps=200 (repeatable)")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the report from the runs finished so far")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--no-progress", action="store_true", help="no per-step progress bars")
+    p.set_defaults(func=run_experiment)
+
+
+def run_experiment(args) -> int:
+    import torch
+
+    from asr.experiment import load_experiment_config
+    from asr.experiment import run_experiment as run
+    from asr.train import TrainingError
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    exp = load_experiment_config(args.config, args.overrides)
+    try:
+        report = run(exp, out_dir=args.out, device=args.device, progress=not args.no_progress,
+                     report_only=args.report_only)
+    except TrainingError as e:
+        print(f"asr experiment: error: {e}", file=sys.stderr)
+        return 2
+    print("\n" + report["headline"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr",
@@ -418,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_transcribe(sub)
     add_evaluate(sub)
     add_lm(sub)
+    add_experiment(sub)
     return parser
 
 

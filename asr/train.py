@@ -252,7 +252,8 @@ class Trainer:
         loss = weight * ctc + self.cfg.train.lid_weight * lid
         return loss, {"ctc": ctc.item(), "lid": lid.item()}
 
-    def _update(self) -> dict:
+    def update(self) -> dict:
+        """One optimizer update (accum_steps batches); returns loss parts and audio seconds."""
         tc = self.cfg.train
         torch.manual_seed(tc.seed * 1_000_003 + self.step * 101 + self.dist.rank)  # dropout
         gen = torch.Generator(device=self.device).manual_seed(tc.seed + 7919 * self.step)
@@ -328,7 +329,7 @@ class Trainer:
         while self.step < tc.max_steps:
             if stop_at is not None and self.step >= stop_at:
                 return {"stopped_at": self.step}
-            s = self._update()
+            s = self.update()
             audio += s["audio_seconds"]
             bad_in_row = 0 if s["finite"] else bad_in_row + 1
             if not s["finite"]:

@@ -74,6 +74,7 @@ class _Pending:
     """Per-source bookkeeping while its segments are in flight."""
 
     source: str
+    language: str | None = None  # the requested locale; None for auto
     segments: list = field(default_factory=list)  # (start, Segment list) per audio segment
     lid_sum: np.ndarray | None = None  # (L,) duration-weighted LID probabilities
     seconds: float = 0.0
@@ -103,7 +104,7 @@ class Transcriber:
 
     def __init__(self, model, package, decode: DecodeConfig | None = None,
                  lm_paths: dict[str, str] | None = None, device: str | torch.device = "cpu",
-                 batch_seconds: float = 160.0, max_segment_seconds: float = MAX_SEGMENT_SECONDS):
+                 batch_seconds: float = 120.0, max_segment_seconds: float = MAX_SEGMENT_SECONDS):
         self.model, self.package = model, package
         self.device = torch.device(device)
         self.features = package.config.features
@@ -150,7 +151,8 @@ class Transcriber:
         `progress`, if given, is called with the seconds of audio decoded after each batch.
         """
         self.check_language(lang)
-        state = [_Pending(f"<waveform {i}>" if isinstance(src, np.ndarray) else str(src))
+        fixed = None if lang == "auto" else lang
+        state = [_Pending(f"<waveform {i}>" if isinstance(src, np.ndarray) else str(src), fixed)
                  for i, src in enumerate(sources)]
         pool: list[tuple[int, AudioSegment]] = []
         pool_samples, emitted = 0, 0
@@ -163,7 +165,9 @@ class Transcriber:
                 state[i].open_segments += 1
                 pool.append((i, item))
                 pool_samples += len(item.samples)
-            if pool_samples >= 4 * self.batch_samples:
+            # Two batches' worth: enough to sort short files by length, small enough that a
+            # long file's memory stays flat (a 20-minute file never sits in memory).
+            if pool_samples >= 2 * self.batch_samples:
                 self._run_pool(pool, state, lang, progress)
                 pool, pool_samples = [], 0
             while emitted < len(state) and state[emitted].done and not state[emitted].open_segments:
@@ -180,7 +184,7 @@ class Transcriber:
         pool = sorted(pool, key=lambda x: len(x[1].samples))
         batch: list = []
         for item in pool:
-            longest = max(len(item[1].samples), *(len(s.samples) for _, s in batch)) if batch else len(item[1].samples)
+            longest = len(item[1].samples)  # ascending order: the newcomer is the longest
             if batch and longest * (len(batch) + 1) > self.batch_samples:
                 self._run_batch(batch, state, lang, progress)
                 batch = []
@@ -268,8 +272,7 @@ class Transcriber:
             k = int(np.argmax(probs))
             language, prob = self.languages[k], float(probs[k])
         else:
-            language = segments[0].language if segments else None
-            prob = None
+            language, prob = st.language, None
         return Transcript(st.source, sep.join(s.text for s in segments), segments,
                           language, prob, round(st.seconds, 3))
 

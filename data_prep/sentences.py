@@ -81,8 +81,8 @@ def _zh_char_ranking() -> list[str]:
 
 def _grammar_chars() -> set[str]:
     lexicon = (zh.SUBJECTS + zh.TIMES + zh.PAST_TIMES + zh.PLACES + zh.VERB_OBJECTS +
-               zh.WHAT_VERBS + zh.PREDICATES + zh.MODALS + zh.THINK +
-               [m + n for m, n in zh.COUNTED] + list(zh._DIGITS) +
+               zh.WHAT_VERBS + zh.PERSON_PREDICATES + zh.THING_PREDICATES + zh.MODALS + zh.THINK +
+               ["".join(row[:3]) for row in zh.COUNTED] + list(zh._DIGITS) +
                ["在去了吗什么哪里为什么不时候多少钱有桌子上这那块点现因所以但是说请你大家我们一起吧两十"])
     return {ch for w in lexicon for ch in w if _CJK.match(ch)}
 
@@ -106,7 +106,7 @@ def zh_inventory(size: int = 300) -> str:
     readable = []
     for start in range(0, len(ordered), 2 * size):  # check only as many as needed
         batch = ordered[start:start + 2 * size]
-        readable += [c for c, ph in zip(batch, phonemize(batch, ZH_VOICE))
+        readable += [c for c, ph in zip(batch, phonemize(batch, ZH_VOICE), strict=True)
                      if is_mandarin_syllable(ph)]
         if len(readable) >= size:
             break
@@ -125,13 +125,17 @@ class SentenceMaker:
         if locale == "zh-CN":
             self.inventory = zh_inventory(zh_inventory_size)
             self.zh = zh.ZhGrammar(self.inventory)
-            self.words = tuple(w for w in frequent_words(locale) if self.zh.fits(w))
+            self.words = tuple(w for w in frequent_words(locale)
+                               if _CJK.fullmatch(w[0]) and all(_CJK.match(c) for c in w)
+                               and self.zh.fits(w))
         else:
             self.words = frequent_words(locale)
 
     def __call__(self, rng: np.random.Generator, max_tries: int = 1000) -> str:
         for _ in range(max_tries):
             if self.words and rng.random() < FREQUENT_WORDS_SHARE:
+                text = self._word_string(rng)
+            elif self.locale == "zh-CN" and not self.zh.usable:
                 text = self._word_string(rng)
             elif self.locale == "zh-CN":
                 text = self.zh.sentence(rng)

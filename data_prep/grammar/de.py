@@ -3,8 +3,20 @@ word order in main clauses, verb-final in "dass" clauses, numbers spelled out.""
 
 from __future__ import annotations
 
-from .base import (ANIMAL_VERBS, adjectives_for, capitalize, chance, count, finish, join, keyed, pick,
-                   table, verb_and_object, words)
+from .base import (
+    ANIMAL_VERBS,
+    adjectives_for,
+    capitalize,
+    chance,
+    count,
+    finish,
+    join,
+    keyed,
+    pick,
+    table,
+    verb_and_object,
+    words,
+)
 
 # gender, singular, plural. No weak masculines (Student, Nachbar): they change in every case.
 HUMANS = table("""

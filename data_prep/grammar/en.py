@@ -3,8 +3,20 @@ participles, do-support in questions, numbers spelled out with hyphens."""
 
 from __future__ import annotations
 
-from .base import (ANIMAL_VERBS, adjectives_for, capitalize, chance, count, finish, join,
-                   keyed, pick, table, verb_and_object, words)
+from .base import (
+    ANIMAL_VERBS,
+    adjectives_for,
+    capitalize,
+    chance,
+    count,
+    finish,
+    join,
+    keyed,
+    pick,
+    table,
+    verb_and_object,
+    words,
+)
 
 # singular, plural
 HUMANS = table("""

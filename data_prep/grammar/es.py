@@ -3,8 +3,20 @@ inverted wh-questions wrapped in ¿ ?, numbers up to noventa y nueve."""
 
 from __future__ import annotations
 
-from .base import (ANIMAL_VERBS, adjectives_for, capitalize, chance, count, finish, join,
-                   keyed, pick, table, verb_and_object, words)
+from .base import (
+    ANIMAL_VERBS,
+    adjectives_for,
+    capitalize,
+    chance,
+    count,
+    finish,
+    join,
+    keyed,
+    pick,
+    table,
+    verb_and_object,
+    words,
+)
 
 HUMANS = table("""
 m niño niños; f niña niñas; m hombre hombres; f mujer mujeres; m vecino vecinos;

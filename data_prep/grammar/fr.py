@@ -6,8 +6,20 @@ from __future__ import annotations
 
 import re
 
-from .base import (ANIMAL_VERBS, adjectives_for, capitalize, chance, count, finish, join,
-                   keyed, pick, table, verb_and_object, words)
+from .base import (
+    ANIMAL_VERBS,
+    adjectives_for,
+    capitalize,
+    chance,
+    count,
+    finish,
+    join,
+    keyed,
+    pick,
+    table,
+    verb_and_object,
+    words,
+)
 
 HUMANS = table("""
 m:garçon:garçons; f:fille:filles; m:enfant:enfants; f:femme:femmes; m:homme:hommes;

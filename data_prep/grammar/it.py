@@ -4,8 +4,20 @@ gender agreement, possessives with their article, numbers up to novantanove
 
 from __future__ import annotations
 
-from .base import (ANIMAL_VERBS, adjectives_for, capitalize, chance, count, finish, join,
-                   keyed, pick, table, verb_and_object, words)
+from .base import (
+    ANIMAL_VERBS,
+    adjectives_for,
+    capitalize,
+    chance,
+    count,
+    finish,
+    join,
+    keyed,
+    pick,
+    table,
+    verb_and_object,
+    words,
+)
 
 HUMANS = table("""
 m ragazzo ragazzi; f ragazza ragazze; m bambino bambini; f bambina bambine; m uomo uomini;

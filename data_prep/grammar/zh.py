@@ -23,16 +23,19 @@ VERB_OBJECTS = words("""
 做作业;等朋友;回家;坐车;看报纸;喝咖啡
 """)
 WHAT_VERBS = words("吃;喝;买;看;做;学;写;说;找;听")
-PREDICATES = words("""
-很好;很大;很小;很高兴;很忙;很累;很漂亮;很多;很热;很冷;很快;非常好;特别忙;有点累;不太好;
-很有意思;很便宜;很贵;很干净;很远;很近;真不错;非常重要;太难了;很简单
+PERSON_PREDICATES = words("""
+很高兴;很忙;很累;很漂亮;很快;有点累;不太好;非常好;特别忙;真不错;很热;很冷;很开心;很好
 """)
-# measure word, noun
+THING_PREDICATES = words("""
+很大;很小;很好;很多;很有意思;很便宜;很贵;很干净;很远;很近;真不错;非常重要;太难了;很简单;很新
+""")
+# verb that fits, measure word, noun, "t" if it can lie on a table (and be bought)
 COUNTED = table("""
-个 问题; 个 地方; 个 苹果; 本 书; 件 衣服; 杯 茶; 杯 水; 张 桌子; 只 猫; 只 狗; 个 学生;
-个 朋友; 辆 车; 台 电脑; 个 手机; 个 城市; 部 电影; 个 故事; 家 商店; 个 孩子; 张 照片;
-个 房间; 件 事情; 个 国家; 个 人
-""", 2)
+买 本 书 t; 买 件 衣服 t; 吃 个 苹果 t; 喝 杯 茶 t; 喝 杯 水 t; 看 部 电影 -; 拍 张 照片 t;
+买 台 电脑 t; 买 个 手机 t; 看 本 书 t; 问 个 问题 -; 认识 个 朋友 -; 养 只 猫 -;
+养 只 狗 -; 写 个 故事 -; 去 个 地方 -; 去 个 城市 -; 买 辆 车 -; 做 件 事情 -;
+买 张 桌子 -; 去 个 国家 -; 找 个 房间 -; 买 个 包 t; 买 支 笔 t; 喝 杯 咖啡 t
+""", 4)
 MODALS = words("要;想;会;可以;应该;喜欢;打算;准备;能")
 THINK = words("说;觉得;知道;希望;认为;听说")
 _DIGITS = "零一二三四五六七八九"
@@ -60,13 +63,14 @@ class ZhGrammar:
         self.places = [w for w in PLACES if keep(w)]
         self.verb_objects = [w for w in VERB_OBJECTS if keep(w)]
         self.what_verbs = [w for w in WHAT_VERBS if keep(w)]
-        self.predicates = [w for w in PREDICATES if keep(w)]
-        self.counted = [(m, n) for m, n in COUNTED if keep(m + n)]
+        self.person_predicates = [w for w in PERSON_PREDICATES if keep(w)]
+        self.thing_predicates = [w for w in THING_PREDICATES if keep(w)]
+        self.counted = [row for row in COUNTED if keep("".join(row))]
+        self.on_table = [row for row in self.counted if row[3] == "t"]
         self.modals = [w for w in MODALS if keep(w)]
         self.think = [w for w in THINK if keep(w)]
-        if not (self.subjects and self.verb_objects):
-            raise ValueError(f"a zh-CN inventory of {len(self.inventory)} characters leaves the "
-                             "grammar without subjects or verbs; use a larger inventory")
+        # too small an inventory leaves no subject or verb: callers fall back to word strings
+        self.usable = bool(self.subjects and self.verb_objects)
 
     def fits(self, text: str) -> bool:
         """True when every Chinese character of `text` is in the inventory."""
@@ -97,16 +101,16 @@ class ZhGrammar:
                     pick(rng, self.places) + self._opt(rng, self.verb_objects) + "。")
         if frame == 2 and self.past_times:
             if self.counted and chance(rng, 0.5):
-                m, noun = pick(rng, self.counted)
-                verb = pick(rng, self.what_verbs) if self.what_verbs else "买"
+                verb, m, noun, _ = pick(rng, self.counted)
                 return (s + pick(rng, self.past_times) + verb + "了" +
                         number_words(count(rng, 2, 12), True) + m + noun + "。")
             return s + pick(rng, self.past_times) + vo + "了。"
-        if frame == 3 and self.predicates:
-            if self.counted and chance(rng, 0.4):
-                m, noun = pick(rng, self.counted)
-                s = pick(rng, ("这", "那")) + m + noun
-            return s + self._opt(rng, self.times, 0.3) + pick(rng, self.predicates) + \
+        if frame == 3 and self.person_predicates:
+            predicates = self.person_predicates
+            if self.counted and self.thing_predicates and chance(rng, 0.4):
+                _, m, noun, _ = pick(rng, self.counted)
+                s, predicates = pick(rng, ("这", "那")) + m + noun, self.thing_predicates
+            return s + self._opt(rng, self.times, 0.3) + pick(rng, predicates) + \
                 pick(rng, ("。", "！", "。"))
         if frame == 4:
             return s + self._opt(rng, self.times) + self._opt(rng, self.modals) + vo + "吗？"
@@ -120,16 +124,16 @@ class ZhGrammar:
                 return s + "为什么不" + vo + "？"
             if choice == 3 and self.places:
                 return s + "什么时候去" + pick(rng, self.places) + "？"
-            if self.counted:
-                m, noun = pick(rng, self.counted)
+            if self.on_table:
+                _, m, noun, _ = pick(rng, self.on_table)
                 return "这" + m + noun + "多少钱？"
             return ""
-        if frame == 6 and self.counted:
-            m, noun = pick(rng, self.counted)
+        if frame == 6 and self.on_table:
+            verb, m, noun, _ = pick(rng, self.on_table)
             n = count(rng)
             choice = int(rng.integers(4))
             if choice == 0:
-                return s + "有" + number_words(n, True) + m + noun + "。"
+                return s + "想" + verb + number_words(n, True) + m + noun + "。"
             if choice == 1:
                 return "桌子上有" + number_words(n, True) + m + noun + "。"
             if choice == 2:

@@ -1,0 +1,552 @@
+"""The transfer experiment: Mandarin CER against hours of Mandarin, with and without helpers.
+
+One YAML (asr/configs/experiments/*.yaml, plain values) names the corpus, the target language
+and its grid of training hours, the helper languages, the strategies, the seeds, the run
+config and one training-budget rule. `run_experiment` then
+
+    1. synthesises the corpus if the config says how and it is missing;
+    2. prepares data once: the helpers (manifests, tokenizers, features), the target's pool
+       (its fixed dev and test sets), and per (seed, hours) point a nested, seeded subset of
+       the target's training pool with its own tokenizer and features; helpers are linked in;
+    3. trains every run of the grid into runs/<strategy>-h<hours>-s<seed>-<key>/, where the
+       key hashes everything that determines the run, so a rerun skips finished runs, resumes
+       interrupted ones and never reuses a result made under another config;
+    4. scores each run's test sets and writes the report (asr/report.py).
+
+Strategies (rows of the results):
+    target_only            the target language alone
+    joint                  helpers + target in one model, languages drawn p ∝ hours^alpha
+    joint_shuffled         as joint, with the helpers' transcripts shuffled among utterances
+                           of similar length: same audio, broken supervision (a control that
+                           separates transfer from mere regularisation)
+    finetune               the helpers' model (trained once per seed) fine-tuned on the target
+                           with a new head (Trainer init=)
+    progressive            the helpers' model as a frozen column, a new column for the target
+                           with lateral adapters (Trainer base=)
+    progressive_nolateral  as progressive without laterals (progressive.adapter_blocks=[])
+
+Importing a corpus sits above the library (as in the `asr synth` and `asr prepare` commands),
+so the data_prep imports below are local to the functions that need them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+import typing
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+from asr.config import (CONFIG_DIR, ConfigError, RunConfig, apply_overrides, from_dict,
+                        load_run_config, load_yaml, run_config_to_dict, to_dict)
+from asr.fileio import read_jsonl, write_json, write_jsonl, write_text
+
+EXPERIMENT_DIR = CONFIG_DIR / "experiments"
+EXPERIMENT_FORMAT = 1  # bump when a change to this file changes what a run computes
+STRATEGIES = ("target_only", "joint", "joint_shuffled", "finetune", "progressive",
+              "progressive_nolateral")
+NEEDS_HELPER_MODEL = ("finetune", "progressive", "progressive_nolateral")
+CODE_PACKAGES = ("polyglot-asr", "torch", "numpy", "sentencepiece", "jiwer")  # in every run key
+SHUFFLE_GROUP = 16  # transcripts are permuted among this many utterances of similar duration
+
+
+# ---- the config ---------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class SynthSpec:
+    """How to synthesise the corpus when it is missing (data_prep.synth.synthesize_corpus)."""
+
+    hours: dict[str, float]  # train hours per locale (the target's pool must cover the grid)
+    eval_hours: float = 0.05  # dev and test hours each, per locale
+    seed: int = 0
+    zh_inventory_size: int = 300
+    workers: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusSpec:
+    root: str  # Common Voice release root (real or synthetic), relative to the working directory
+    synth: SynthSpec | None = None  # None: a real release, never synthesised
+    train_source: typing.Literal["train", "validated"] = "train"
+    vocab_size: int = 256  # subword vocabulary of the helper languages
+    zh_units: typing.Literal["char", "pinyin"] = "char"
+    workers: int = 2  # feature-extraction processes
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSpec:
+    hours: tuple[float, ...]  # the grid of training hours
+    locale: str = "zh-CN"
+    min_test_utterances: int = 0  # refuse to run on a smaller test set
+
+
+@dataclasses.dataclass(frozen=True)
+class HelperSpec:
+    locales: tuple[str, ...]
+    hours: float | None = None  # per helper language; None: the whole training pool
+    seed: int = 0  # seed of the helpers' subsets (fixed across the grid's seeds)
+
+
+@dataclasses.dataclass(frozen=True)
+class GridSpec:
+    strategies: tuple[str, ...]
+    seeds: tuple[int, ...] = (0,)
+
+    def __post_init__(self):
+        bad = [s for s in self.strategies if s not in STRATEGIES]
+        if bad:
+            raise ValueError(f"unknown strategy {bad[0]!r}; known: {', '.join(STRATEGIES)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    base: str = "default"  # shipped run config name or a YAML path
+    overrides: tuple[str, ...] = ()  # `section.key=value` strings, as `asr train --set`
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetSpec:
+    """The one training-budget rule every run follows (the helpers' pretraining included)."""
+
+    max_steps: int  # cap on optimizer updates
+    valid_every: int  # updates between validations on the dev set
+    patience: int  # validations without improvement of the selection metric before stopping
+
+    def __post_init__(self):
+        if min(self.max_steps, self.valid_every, self.patience) < 1:
+            raise ValueError("budget.max_steps, valid_every and patience must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    corpus: CorpusSpec
+    target: TargetSpec
+    helpers: HelperSpec
+    grid: GridSpec
+    budget: BudgetSpec
+    run: RunSpec = dataclasses.field(default_factory=RunSpec)
+
+
+def experiment_path(name: str | Path) -> Path:
+    """A YAML path, or the name of a shipped experiment (asr/configs/experiments/<name>.yaml)."""
+    p = Path(name)
+    if p.exists():
+        return p
+    if not p.suffix and (EXPERIMENT_DIR / f"{p}.yaml").exists():
+        return EXPERIMENT_DIR / f"{p}.yaml"
+    shipped = ", ".join(sorted(x.stem for x in EXPERIMENT_DIR.glob("*.yaml")))
+    raise ConfigError(f"{name}: no such experiment config (shipped: {shipped})")
+
+
+def load_experiment_config(name: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """Load an experiment YAML, apply `section.key=value` overrides, check the run config too."""
+    data = apply_overrides(load_yaml(experiment_path(name)), list(overrides))
+    exp = from_dict(ExperimentConfig, data)
+    if exp.target.locale in exp.helpers.locales:
+        raise ConfigError(f"target {exp.target.locale} is also a helper language")
+    if not exp.target.hours or min(exp.target.hours) <= 0:
+        raise ConfigError("target.hours: give at least one positive number of hours")
+    run_config(exp, "target_only", 0)  # a bad run config fails now, not after data preparation
+    return exp
+
+
+def run_config(exp: ExperimentConfig, strategy: str, seed: int) -> RunConfig:
+    """The run config of one run: base + overrides + seed + the budget rule."""
+    b = exp.budget
+    metric = "mean_cer" if strategy == "pretrain" else f"{exp.target.locale}_cer"
+    overrides = [*exp.run.overrides, f"train.seed={seed}", f"train.max_steps={b.max_steps}",
+                 f"train.valid_every={b.valid_every}", f"train.patience={b.patience}",
+                 f"train.select_metric={metric}"]
+    if strategy == "progressive_nolateral":
+        overrides.append("progressive.adapter_blocks=[]")
+    return load_run_config(exp.run.base, overrides)
+
+
+def budget_rule(exp: ExperimentConfig) -> str:
+    b = exp.budget
+    return (f"Every run, the helpers' pretraining included, trains until its selection metric "
+            f"({exp.target.locale} dev CER; the helpers' mean dev CER for the pretraining) has not "
+            f"improved for {b.patience} validations {b.valid_every} updates apart, or until "
+            f"{b.max_steps} updates, whichever comes first; the best validated checkpoint (or the "
+            f"average of the last ones, if better on dev) is scored.")
+
+
+# ---- data ---------------------------------------------------------------------------------
+def _link(target: Path, link: Path) -> None:
+    """A relative symlink `link` -> `target`, left alone when it is already that link (so
+    processes preparing the same experiment never pull a file from under each other)."""
+    rel = os.path.relpath(target, link.parent)
+    if link.is_symlink() and os.readlink(link) == rel:
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.is_dir():
+        shutil.rmtree(link)
+    link.symlink_to(rel)
+
+
+def _write_if_changed(path: Path, rows: list[dict]) -> None:
+    """Rewrite a manifest only when its content changes (its mtime and readers stay put)."""
+    if path.exists() and read_jsonl(path) == rows:
+        return
+    write_jsonl(path, rows)
+
+
+def ensure_corpus(exp: ExperimentConfig) -> Path:
+    """The release root; with corpus.synth, synthesised (or found up to date) first."""
+    root = Path(exp.corpus.root)
+    locales = [*exp.helpers.locales, exp.target.locale]
+    s = exp.corpus.synth
+    if s is None:
+        missing = [loc for loc in locales if not (root / loc / "test.tsv").exists()]
+        if missing:
+            raise FileNotFoundError(
+                f"{root}: no Common Voice release for {', '.join(missing)}; download it by hand "
+                "(scripts/commonvoice_recipe.sh says which files) or give corpus.synth settings")
+        return root
+    from data_prep.synth import synthesize_corpus
+
+    absent = sorted(set(locales) - set(s.hours))
+    if absent:
+        raise ConfigError(f"corpus.synth.hours lacks {', '.join(absent)}")
+    # quick when the release exists with these settings; redone (reusing clips) when not
+    summary = synthesize_corpus(root, locales=locales, hours={loc: s.hours[loc] for loc in locales},
+                                seed=s.seed, eval_hours=s.eval_hours, workers=s.workers,
+                                zh_inventory_size=s.zh_inventory_size, progress=True)
+    if not summary.get("cached"):
+        print(summary.get("table", ""), flush=True)
+    return root
+
+
+def _point_dir(data: Path, seed: int, hours: float, shuffled: bool = False) -> Path:
+    return data / f"s{seed}" / (f"h{hours:g}" + ("-shuffled" if shuffled else ""))
+
+
+def _link_helper(src: Path, dest: Path, train_manifest: Path | None = None) -> None:
+    """A helper language in a point's data dir: its train/test manifests, tokenizer and
+    features, but no dev set (every run that learns the target selects on the target's dev)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    _link(train_manifest or src / "train.jsonl", dest / "train.jsonl")
+    for name in ("test.jsonl", "tokenizer.model"):
+        _link(src / name, dest / name)
+    for split in ("train", "test"):
+        _link(src / "feats" / split, dest / "feats" / split)
+
+
+def shuffled_records(records: list[dict], seed: int) -> list[dict]:
+    """Transcripts permuted among utterances of similar duration (groups of SHUFFLE_GROUP), so
+    CTC alignments stay feasible while every pairing of audio and text is broken."""
+    order = sorted(range(len(records)), key=lambda i: (records[i]["duration"], records[i]["id"]))
+    rng = random.Random(seed)
+    out = [dict(r) for r in records]
+    for start in range(0, len(order), SHUFFLE_GROUP):
+        group = order[start:start + SHUFFLE_GROUP]
+        rng.shuffle(group)
+        perm = group[1:] + group[:1]  # a rotation after a shuffle: nobody keeps their own text
+        for i, j in zip(group, perm, strict=True):
+            out[i]["text"], out[i]["norm_text"] = records[j]["text"], records[j]["norm_text"]
+    return out
+
+
+def prepare_experiment_data(exp: ExperimentConfig, root: Path) -> dict:
+    """Helpers, the target's pool and one data dir per (seed, hours) point; returns their facts."""
+    from asr.feature_cache import build_cache
+    from asr.prepare import feature_dir, prepare_data, prepare_tokenizer
+    from asr.tokenizer import coverage_report
+    from data_prep.manifest import prepare_manifests
+    from data_prep.subset import select_hours, total_hours
+
+    corpus = ensure_corpus(exp)
+    c, tgt, helpers = exp.corpus, exp.target.locale, list(exp.helpers.locales)
+    features = run_config(exp, "target_only", 0).features
+    data = root / "data"
+    hdir, pool = data / "helpers", data / "pool"
+    hours = {loc: exp.helpers.hours for loc in helpers} if exp.helpers.hours is not None else {}
+    prepare_manifests(corpus, helpers, hdir, hours=hours, seed=exp.helpers.seed,
+                      train_source=c.train_source, progress=False)
+    prepare_data(hdir, helpers, vocab_size=c.vocab_size, zh_units=c.zh_units, workers=c.workers,
+                 feature_config=features, progress=False)
+    prepare_manifests(corpus, [tgt], pool, train_source=c.train_source, progress=False)
+    for split in ("dev", "test"):
+        build_cache(pool / tgt / f"{split}.jsonl", feature_dir(pool, tgt, split), config=features,
+                    workers=c.workers, progress=False)
+    pool_train = read_jsonl(pool / tgt / "train.jsonl")
+    test = read_jsonl(pool / tgt / "test.jsonl")
+    if len(test) < exp.target.min_test_utterances:
+        raise ValueError(f"{pool / tgt / 'test.jsonl'}: {len(test)} test utterances, fewer than "
+                         f"target.min_test_utterances={exp.target.min_test_utterances}")
+    facts = {"helpers": {loc: {"train_hours": total_hours(read_jsonl(hdir / loc / "train.jsonl")),
+                               "test_utterances": len(read_jsonl(hdir / loc / "test.jsonl"))}
+                         for loc in helpers},
+             "target": {"pool_hours": total_hours(pool_train), "test_utterances": len(test),
+                        "test_hours": total_hours(test),
+                        "test_speakers": len({r["speaker"] for r in test}),
+                        "test_speakers_in_train": len({r["speaker"] for r in test}
+                                                      & {r["speaker"] for r in pool_train})},
+             "points": {}}
+    shuffled = "joint_shuffled" in exp.grid.strategies
+    for seed in exp.grid.seeds:
+        if shuffled:
+            for loc in helpers:
+                dest = data / f"shuffled-s{seed}" / loc
+                _write_if_changed(dest / "train.jsonl",
+                                  shuffled_records(read_jsonl(hdir / loc / "train.jsonl"), seed))
+        for h in exp.target.hours:
+            point = _point_dir(data, seed, h)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                subset = select_hours(pool_train, h, seed)
+            if caught:
+                print(f"warning: {tgt} {h:g} h: the training pool holds only "
+                      f"{total_hours(pool_train):.4f} h; the point uses all of it", flush=True)
+            _write_if_changed(point / tgt / "train.jsonl", subset)
+            for split in ("dev", "test"):
+                _link(pool / tgt / f"{split}.jsonl", point / tgt / f"{split}.jsonl")
+                _link(feature_dir(pool, tgt, split), feature_dir(point, tgt, split))
+            prepare_tokenizer(point, tgt, c.vocab_size, c.zh_units)
+            build_cache(point / tgt / "train.jsonl", feature_dir(point, tgt, "train"),
+                        config=features, workers=c.workers, progress=False)
+            for loc in helpers:
+                _link_helper(hdir / loc, point / loc)
+            if shuffled:
+                sp = _point_dir(data, seed, h, shuffled=True)
+                _link(point / tgt, sp / tgt)
+                for loc in helpers:
+                    _link_helper(hdir / loc, sp / loc,
+                                 data / f"shuffled-s{seed}" / loc / "train.jsonl")
+            cov = coverage_report([r["norm_text"] for r in subset], [r["norm_text"] for r in test],
+                                  tgt, kind="char")
+            facts["points"][f"s{seed}/h{h:g}"] = {
+                "seed": seed, "hours": h, "actual_hours": total_hours(subset),
+                "utterances": len(subset), "speakers": len({r["speaker"] for r in subset}),
+                "unseen_char_rate": cov["unseen_tokens"] / max(cov["eval_tokens"], 1)}
+    write_json(data / "facts.json", facts)
+    return facts
+
+
+def data_digest(data_dir: Path, locales: list[str]) -> str:
+    """Content of the manifests (ids, durations, speakers, texts; not audio paths, so a moved
+    corpus keeps its results) and tokenizers a run reads."""
+    h = hashlib.sha256()
+    for loc in sorted(locales):
+        for name in ("train.jsonl", "dev.jsonl", "test.jsonl"):
+            path = data_dir / loc / name
+            if path.exists():
+                for r in read_jsonl(path):
+                    h.update(json.dumps([loc, name, r["id"], r["duration"], r["speaker"],
+                                         r["norm_text"]], ensure_ascii=False).encode())
+        h.update((data_dir / loc / "tokenizer.model").read_bytes())
+    return h.hexdigest()
+
+
+def code_versions() -> dict[str, str]:
+    out = {}
+    for name in CODE_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def package_versions() -> list[str]:
+    """Every installed distribution as `name==version`, sorted (a pip freeze without pip)."""
+    seen = {}
+    for d in metadata.distributions():
+        name = d.metadata["Name"]
+        if name:
+            seen[name.lower()] = f"{name}=={d.version}"
+    return [seen[k] for k in sorted(seen)]
+
+
+# ---- runs ---------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Job:
+    """One training run of the grid (or the helpers' pretraining for a seed)."""
+
+    strategy: str  # one of STRATEGIES, or "pretrain"
+    seed: int
+    hours: float | None
+    cfg: RunConfig
+    data_dir: Path
+    locales: list[str]  # languages it trains on
+    eval_locales: list[str]  # languages whose test sets it is scored on
+    pretrain: Job | None = None  # the helpers' model it starts from
+    key: str = ""
+    run_dir: Path = Path()
+
+    @property
+    def label(self) -> str:
+        if self.strategy == "pretrain":
+            return f"pretrain helpers seed {self.seed}"
+        return f"{self.strategy} {self.hours:g} h seed {self.seed}"
+
+
+def plan_jobs(exp: ExperimentConfig, root: Path) -> list[Job]:
+    """Every run of the grid, keyed by everything that determines it, pretraining first."""
+    tgt, helpers = exp.target.locale, list(exp.helpers.locales)
+    data, versions = root / "data", code_versions()
+    jobs, pretrains = [], {}
+
+    def keyed(job: Job) -> Job:
+        material = {"format": EXPERIMENT_FORMAT, "strategy": job.strategy, "seed": job.seed,
+                    "hours": job.hours, "locales": job.locales, "config": run_config_to_dict(job.cfg),
+                    "data": data_digest(job.data_dir, sorted(set(job.locales + job.eval_locales))),
+                    "pretrain": job.pretrain.key if job.pretrain else None, "versions": versions}
+        job.key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
+        name = "pretrain" if job.hours is None else f"{job.strategy}-h{job.hours:g}"
+        job.run_dir = root / "runs" / f"{name}-s{job.seed}-{job.key}"
+        return job
+
+    needs_pretrain = any(s != "target_only" for s in exp.grid.strategies)  # forgetting baseline
+    for seed in exp.grid.seeds:
+        if needs_pretrain:
+            pretrains[seed] = keyed(Job("pretrain", seed, None, run_config(exp, "pretrain", seed),
+                                        data / "helpers", helpers, helpers))
+            jobs.append(pretrains[seed])
+    for seed in exp.grid.seeds:
+        for h in exp.target.hours:
+            for s in exp.grid.strategies:
+                point = _point_dir(data, seed, h, shuffled=s == "joint_shuffled")
+                locales = [*helpers, tgt] if s.startswith("joint") else [tgt]
+                evals = [tgt] if s == "target_only" else [tgt, *helpers]
+                jobs.append(keyed(Job(s, seed, h, run_config(exp, s, seed), point, locales, evals,
+                                      pretrains[seed] if s in NEEDS_HELPER_MODEL else None)))
+    return jobs
+
+
+def train_job(job: Job, device: str, progress: bool) -> None:
+    """Train (or resume) a run until its summary.json exists; wall time adds up in timing.json."""
+    from asr.train import Trainer
+
+    out = job.run_dir
+    if (out / "summary.json").exists():
+        return
+    timing = json.loads((out / "timing.json").read_text()) if (out / "timing.json").exists() else {}
+    init = job.pretrain.run_dir if job.strategy == "finetune" else None
+    base = job.pretrain.run_dir if job.strategy.startswith("progressive") else None
+    t0 = time.perf_counter()
+    trainer = Trainer(job.cfg, data_dir=job.data_dir, locales=job.locales, out_dir=out, init=init,
+                      base=base, resume=(out / "train_state.safetensors").exists(), device=device,
+                      progress=progress)
+    trainer.fit()
+    write_json(out / "timing.json", {"train_seconds": timing.get("train_seconds", 0.0)
+                                     + time.perf_counter() - t0,
+                                     "sessions": timing.get("sessions", 0) + 1})
+
+
+def score_job(job: Job, device: str) -> dict:
+    """Greedy decoding of the run's test sets; writes test_<locale>.jsonl and returns scores."""
+    from asr.decode import Decoder
+    from asr.evaluate import decode_split, metric_report
+    from asr.package import load_package_model
+    from asr.tokenizer import to_pinyin
+    from asr.train import resolve_device
+
+    dev = resolve_device(device)
+    model, package = load_package_model(job.run_dir, device=dev)
+    decoder = Decoder(package.tokenizers)
+    scores = {}
+    for loc in job.eval_locales:
+        rows = decode_split(model, package, job.data_dir, loc, "test", decoder, dev)["rows"]
+        write_jsonl(job.run_dir / f"test_{loc}.jsonl", rows)
+        refs, hyps = [r["reference"] for r in rows], [r["hypothesis"] for r in rows]
+        s = {"utterances": len(rows)}
+        units = ("cer", "char"), ("wer", "word")
+        if loc == "zh-CN":
+            units += (("ser", "pinyin"),)  # toned-syllable error rate
+        for name, unit in units:
+            r, h = (([to_pinyin(x) for x in refs], [to_pinyin(x) for x in hyps]) if unit == "pinyin"
+                    else (refs, hyps))
+            m = metric_report(r, h, "word" if unit == "pinyin" else unit)
+            s[name], s[f"{name}_ci95"] = m["rate"], list(m["ci95"])
+            if name == "cer":  # per utterance, for intervals pooled over seeds in the report
+                s["ids"] = [x["id"] for x in rows]
+                s["errors"] = [int(e) for e in m["per_utterance_errors"]]
+                s["units"] = [int(u) for u in m["per_utterance_units"]]
+        scores[loc] = s
+    return scores
+
+
+def finish_job(job: Job, device: str, facts: dict) -> dict:
+    """Score a trained run and write its result.json (whose presence marks it finished)."""
+    summary = json.loads((job.run_dir / "summary.json").read_text())
+    described = json.loads((job.run_dir / "run.json").read_text())
+    timing = json.loads((job.run_dir / "timing.json").read_text())
+    point = ({} if job.hours is None
+             else facts["points"].get(f"s{job.seed}/h{job.hours:g}", {}))
+    result = {"key": job.key, "strategy": job.strategy, "seed": job.seed, "hours": job.hours,
+              "actual_hours": point.get("actual_hours"),
+              "unseen_char_rate": point.get("unseen_char_rate"),
+              "test": score_job(job, device),
+              "parameters": described["parameters"],
+              "trainable_parameters": described["trainable_parameters"],
+              "train_seconds": timing["train_seconds"], "steps": summary["steps"],
+              "best_step": summary["best_step"], "stopped_early": summary["stopped_early"],
+              "max_steps": job.cfg.train.max_steps, "run_dir": str(job.run_dir),
+              "pretrain": str(job.pretrain.run_dir) if job.pretrain else None}
+    write_json(job.run_dir / "result.json", result)
+    # a finished run needs only its model: drop the resume state and the averaged checkpoints
+    (job.run_dir / "train_state.safetensors").unlink(missing_ok=True)
+    shutil.rmtree(job.run_dir / "checkpoints", ignore_errors=True)
+    return result
+
+
+def _eta(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def run_experiment(exp: ExperimentConfig, out_dir: str | Path | None = None, device: str = "auto",
+                   progress: bool = True, report_only: bool = False) -> dict:
+    """Prepare, train every run not yet finished, score, and write the report; returns it."""
+    from asr.report import write_report
+
+    root = Path(out_dir or Path("exp") / exp.name)
+    root.mkdir(parents=True, exist_ok=True)
+    write_text(root / "experiment.yaml", _yaml(to_dict(exp)))
+    write_text(root / "versions.txt", "\n".join(package_versions()) + "\n")
+    facts = prepare_experiment_data(exp, root)
+    jobs = plan_jobs(exp, root)
+    results, trained_seconds, trained = [], 0.0, 0
+    todo = sum(not (j.run_dir / "result.json").exists() for j in jobs)
+    for k, job in enumerate(jobs, 1):
+        head = f"[{k}/{len(jobs)}] {job.label}"
+        done = job.run_dir / "result.json"
+        if done.exists() and json.loads(done.read_text()).get("key") == job.key:
+            print(f"{head}: finished earlier ({job.run_dir.name})", flush=True)
+            results.append(json.loads(done.read_text()))
+            continue
+        if report_only:
+            print(f"{head}: not run yet", flush=True)
+            continue
+        left = todo - trained
+        eta = f", ETA {_eta(trained_seconds / trained * left)}" if trained else ""
+        state = "resuming" if (job.run_dir / "train_state.safetensors").exists() else "training"
+        print(f"{head}: {state} in {job.run_dir}{eta}", flush=True)
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(job.run_dir / "job.json", {"strategy": job.strategy, "seed": job.seed,
+                                              "hours": job.hours, "key": job.key,
+                                              "locales": job.locales, "data": str(job.data_dir)})
+        t0 = time.perf_counter()
+        train_job(job, device, progress)
+        results.append(finish_job(job, device, facts))
+        trained_seconds, trained = trained_seconds + time.perf_counter() - t0, trained + 1
+        r = results[-1]
+        print(f"{head}: {exp.target.locale} test CER {100 * r['test'][exp.target.locale]['cer']:.1f}%"
+              if exp.target.locale in r["test"] else f"{head}: done", flush=True)
+    report = write_report(exp, root, results, facts, budget_rule(exp))
+    print(f"\nreport: {root / 'results.md'}\nplot:   {root / 'cer_vs_hours.png'}", flush=True)
+    return report
+
+
+def _yaml(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,327 @@
+"""The transfer experiment's report: tables, the CER-vs-hours plot, data-efficiency ratios and
+the forgetting table, from the runs' result.json files (see asr/experiment.py).
+
+    results.csv       one row per run (programs)
+    results.md        the headline sentence, the budget rule, aggregate, ratio, forgetting and
+                      per-run tables, data facts, seeds and versions (people)
+    cer_vs_hours.png  target CER against target hours (log x), one line per strategy, CI bands
+
+Intervals: per run, a percentile bootstrap over test utterances; per (strategy, hours), a
+two-level bootstrap that resamples seeds and then utterances, so the seed-to-seed spread of
+training widens the interval as much as the test set's sampling does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from asr.fileio import atomic_write, write_json, write_text
+
+RESAMPLES = 1000
+BASELINE = "target_only"
+
+
+# ---- data-efficiency ratio ----------------------------------------------------------------
+def equivalent_hours(curve: list[tuple[float, float]], cer: float) -> dict:
+    """Hours of baseline data that reach `cer`, read off the baseline curve [(hours, cer)].
+
+    The curve is walked from its fewest hours; the first segment that gets down to `cer` is
+    interpolated linearly in log-hours. Outside the curve nothing is extrapolated:
+    kind "below" (worse than the baseline's fewest hours: equivalent < curve's first hours),
+    "above" (better than every baseline point: equivalent > its most hours), else "within".
+    """
+    pts = sorted(curve)
+    if not pts:
+        raise ValueError("no baseline points to compare with")
+    (h0, c0) = pts[0]
+    if cer > c0:
+        return {"kind": "below", "hours": h0}
+    if cer == c0:
+        return {"kind": "within", "hours": h0}
+    for (h1, c1), (h2, c2) in zip(pts, pts[1:]):
+        if c2 <= cer < c1:
+            t = (c1 - cer) / (c1 - c2)
+            return {"kind": "within", "hours": math.exp(math.log(h1) + t * (math.log(h2) - math.log(h1)))}
+    return {"kind": "above", "hours": pts[-1][0]}
+
+
+def efficiency(curve: list[tuple[float, float]], hours: float, cer: float) -> dict:
+    """{kind, equivalent_hours, ratio, text}: how many hours alone `hours` with helpers are worth."""
+    eq = equivalent_hours(curve, cer)
+    ratio = eq["hours"] / hours
+    if eq["kind"] == "within":
+        text = f"{hours:.3g} h with helpers is worth {eq['hours']:.3g} h alone = {ratio:.2f}x"
+        label = f"{ratio:.2f}x"
+    elif eq["kind"] == "above":
+        text = (f"{hours:.3g} h with helpers beats target-only at its most data ({eq['hours']:.3g} h): "
+                f">= {ratio:.2f}x (not extrapolated)")
+        label = f">= {ratio:.2f}x"
+    else:
+        text = (f"{hours:.3g} h with helpers is worse than target-only at its least data "
+                f"({eq['hours']:.3g} h): <= {ratio:.2f}x (not extrapolated)")
+        label = f"<= {ratio:.2f}x"
+    return {"kind": eq["kind"], "equivalent_hours": eq["hours"], "ratio": ratio, "label": label,
+            "text": text}
+
+
+# ---- intervals ----------------------------------------------------------------------------
+def pooled_interval(runs: list[dict], resamples: int = RESAMPLES, seed: int = 0,
+                    level: float = 0.95) -> tuple[float, float]:
+    """Two-level bootstrap of the seed-mean error rate: resample seeds, then utterances.
+
+    runs: [{"ids", "errors", "units"}] per seed, on the same test set (aligned by id).
+    """
+    common = set(runs[0]["ids"]).intersection(*(r["ids"] for r in runs[1:]))
+    order = sorted(common)
+    errors = np.array([[dict(zip(r["ids"], r["errors"], strict=True))[i] for i in order]
+                       for r in runs], dtype=np.float64)  # (S, N)
+    units = np.array([dict(zip(runs[0]["ids"], runs[0]["units"], strict=True))[i] for i in order],
+                     dtype=np.float64)  # (N,)
+    s, n = errors.shape
+    if n == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    rates = np.empty(resamples)
+    for b in range(resamples):
+        seeds = rng.integers(0, s, size=s)
+        utts = rng.integers(0, n, size=n)
+        rates[b] = (errors[seeds][:, utts].sum(axis=1) / max(units[utts].sum(), 1)).mean()
+    alpha = (1 - level) / 2
+    return float(np.quantile(rates, alpha)), float(np.quantile(rates, 1 - alpha))
+
+
+# ---- tables -------------------------------------------------------------------------------
+def aggregate(results: list[dict], target: str, helpers: list[str]) -> list[dict]:
+    """One row per (strategy, hours): seed means, pooled interval, stopping steps."""
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in results:
+        if r["strategy"] != "pretrain":
+            groups.setdefault((r["strategy"], r["hours"]), []).append(r)
+    rows = []
+    for (strategy, hours), runs in sorted(groups.items(), key=lambda kv: _order(*kv[0])):
+        runs = sorted(runs, key=lambda r: r["seed"])
+        t = [r["test"][target] for r in runs]
+        lo, hi = pooled_interval(t)
+        row = {"strategy": strategy, "hours": hours, "seeds": [r["seed"] for r in runs],
+               "actual_hours": float(np.mean([r["actual_hours"] for r in runs])),
+               "cer": float(np.mean([x["cer"] for x in t])), "cer_lo": lo, "cer_hi": hi,
+               "ser": float(np.mean([x["ser"] for x in t])),
+               "unseen_char_rate": float(np.mean([r["unseen_char_rate"] for r in runs])),
+               "steps": [r["steps"] for r in runs], "hit_cap": [not r["stopped_early"] for r in runs],
+               "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
+               "parameters": runs[0]["parameters"],
+               "trainable_parameters": runs[0]["trainable_parameters"]}
+        for loc in helpers:
+            row[f"{loc}_wer"] = (float(np.mean([r["test"][loc]["wer"] for r in runs]))
+                                 if all(loc in r["test"] for r in runs) else None)
+        rows.append(row)
+    return rows
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """Data-efficiency ratio of every non-baseline (strategy, hours) against the baseline curve."""
+    curve = [(r["actual_hours"], r["cer"]) for r in rows if r["strategy"] == BASELINE]
+    if not curve:
+        return []
+    return [{"strategy": r["strategy"], "hours": r["hours"], "cer": r["cer"]}
+            | efficiency(curve, r["actual_hours"], r["cer"])
+            for r in rows if r["strategy"] != BASELINE]
+
+
+def forgetting(results: list[dict], helpers: list[str]) -> list[dict]:
+    """Helper WER of the helpers' pretrained model (same seed) before, and of each run after;
+    means over seeds per (strategy, hours), and the largest change of any seed."""
+    before = {r["seed"]: r["test"] for r in results if r["strategy"] == "pretrain"}
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in results:
+        if r["strategy"] not in ("pretrain", BASELINE) and r["seed"] in before:
+            groups.setdefault((r["strategy"], r["hours"]), []).append(r)
+    rows = []
+    for (strategy, hours), runs in sorted(groups.items(), key=lambda kv: _order(*kv[0])):
+        row = {"strategy": strategy, "hours": hours, "seeds": sorted(r["seed"] for r in runs)}
+        changes = []
+        for loc in helpers:
+            b = [before[r["seed"]][loc]["wer"] for r in runs]
+            a = [r["test"][loc]["wer"] for r in runs]
+            changes += [y - x for x, y in zip(b, a, strict=True)]
+            row[loc] = {"before": float(np.mean(b)), "after": float(np.mean(a)),
+                        "change": float(np.mean(a) - np.mean(b))}
+        row["max_abs_change"] = max(abs(c) for c in changes)
+        rows.append(row)
+    return rows
+
+
+def _order(strategy: str, hours: float | None) -> tuple:
+    """Strategies in the order asr.experiment.STRATEGIES lists them, then hours."""
+    from asr.experiment import STRATEGIES
+
+    rank = STRATEGIES.index(strategy) if strategy in STRATEGIES else -1
+    return (rank, hours or 0.0)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _table(header: list[str], lines: list[list[str]]) -> list[str]:
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(cells) + " |" for cells in lines])
+
+
+def run_rows(results: list[dict], target: str, helpers: list[str]) -> list[dict]:
+    """The per-run table (results.csv)."""
+    out = []
+    for r in sorted(results, key=lambda r: (*_order(r["strategy"], r["hours"]), r["seed"])):
+        t = r["test"].get(target, {})
+        row = {"strategy": r["strategy"], "target_hours": r["hours"],
+               "actual_hours": r["actual_hours"], "seed": r["seed"],
+               "cer": t.get("cer"), "cer_ci_low": (t.get("cer_ci95") or [None])[0],
+               "cer_ci_high": (t.get("cer_ci95") or [None, None])[1],
+               "pinyin_ser": t.get("ser"), "unseen_char_rate": r["unseen_char_rate"]}
+        row |= {f"{loc}_wer": r["test"][loc]["wer"] if loc in r["test"] else None for loc in helpers}
+        row |= {k: r[k] for k in ("parameters", "trainable_parameters", "train_seconds", "steps",
+                                  "best_step", "stopped_early", "max_steps", "run_dir")}
+        out.append(row)
+    return out
+
+
+def headline(ratio_rows: list[dict], target: str) -> str:
+    """One plain sentence for the top of results.md."""
+    within = [r for r in ratio_rows if r["kind"] == "within"]
+    if within:
+        best = max(within, key=lambda r: r["ratio"])
+        return (f"With the helper languages ({best['strategy']}), {best['hours']:g} h of {target} "
+                f"reach the CER ({100 * best['cer']:.1f}%) that {best['equivalent_hours']:.3g} h of "
+                f"{target} alone reach: a data-efficiency ratio of {best['ratio']:.2f}x.")
+    above = [r for r in ratio_rows if r["kind"] == "above"]
+    if above:
+        best = max(above, key=lambda r: r["ratio"])
+        return (f"With the helper languages ({best['strategy']}), {best['hours']:g} h of {target} "
+                f"beat target-only training at every amount measured (up to "
+                f"{best['equivalent_hours']:.3g} h): a ratio of at least {best['ratio']:.2f}x "
+                "(the target-only curve would have to be extended to say more).")
+    if ratio_rows:
+        return (f"No strategy with helper languages reached the CER of target-only training at "
+                f"its fewest hours: no data-efficiency gain was measured for {target}.")
+    return "No target-only runs: no data-efficiency ratio can be computed."
+
+
+def markdown(exp, rows, ratio_rows, forget, per_run, facts, rule, target, helpers) -> str:
+    lines = [f"# Transfer experiment `{exp.name}`: {target} CER against hours", "",
+             headline(ratio_rows, target), "",
+             f"**Training budget (one rule for every run).** {rule} The helpers' model is "
+             "trained once per seed and shared by every target-hours point; its cost is not "
+             "charged to the runs built on it. A run whose steps equal the cap was stopped by "
+             "the cap, not by early stopping (marked *).", "",
+             f"## {target} test results (mean over seeds)", "",
+             f"CER with a 95% interval (bootstrap over seeds and test utterances), toned-pinyin "
+             f"syllable error rate, the share of test characters never seen in that point's "
+             f"training text, helper WER on the helpers' test sets. Rates in %.", ""]
+    header = ["strategy", "hours", "CER", "95% CI", "pinyin SER", "unseen chars",
+              *[f"{h} WER" for h in helpers], "stopped at step", "train s"]
+    lines += _table(header, [[r["strategy"], f"{r['hours']:g}", _pct(r["cer"]),
+                              f"{_pct(r['cer_lo'])}-{_pct(r['cer_hi'])}", _pct(r["ser"]),
+                              _pct(r["unseen_char_rate"]), *[_pct(r[f"{h}_wer"]) for h in helpers],
+                              ", ".join(f"{s}{'*' if cap else ''}"
+                                        for s, cap in zip(r["steps"], r["hit_cap"], strict=True)),
+                              f"{r['train_seconds']:.0f}"] for r in rows])
+    lines += ["", "## Data-efficiency ratio", "",
+              f"Hours of {target}-only data that reach the same CER, interpolated in log-hours on "
+              "the target-only curve; outside its range only a bound is given.", ""]
+    lines += _table(["strategy", "hours", "CER", f"equivalent {target}-only hours", "ratio"],
+                    [[r["strategy"], f"{r['hours']:g}", _pct(r["cer"]),
+                      (f"{r['equivalent_hours']:.3g}" if r["kind"] == "within" else
+                       f"> {r['equivalent_hours']:.3g}" if r["kind"] == "above"
+                       else f"< {r['equivalent_hours']:.3g}"), r["label"]] for r in ratio_rows])
+    lines += ["", "## Forgetting: helper WER before and after adding " + target, "",
+              "Before: the helpers' pretrained model of the same seed. After: the run's model. "
+              "finetune and progressive start from that model; joint runs are trained from "
+              "scratch, so for them the change compares two models rather than one model twice. "
+              "Progressive columns are frozen, so their change must be exactly 0. WER in %, means "
+              "over seeds; changes in percentage points.", ""]
+    lines += _table(["strategy", "hours", *[f"{h} WER before → after (change)" for h in helpers],
+                     "largest change, any seed"],
+                    [[f["strategy"], f"{f['hours']:g}",
+                      *[f"{_pct(f[h]['before'])} → {_pct(f[h]['after'])} "
+                        f"({'+' if f[h]['change'] >= 0 else ''}{100 * f[h]['change']:.2f})"
+                        for h in helpers],
+                      "0 (exactly)" if f["max_abs_change"] == 0 else f"{100 * f['max_abs_change']:.2f}"]
+                     for f in forget])
+    lines += ["", "## Every run", ""]
+    lines += _table(["strategy", "hours", "seed", "CER", "95% CI", "SER", "parameters",
+                     "trainable", "steps", "best step", "train s", "run"],
+                    [[r["strategy"], "-" if r["target_hours"] is None else f"{r['target_hours']:g}",
+                      str(r["seed"]), _pct(r["cer"]),
+                      "-" if r["cer"] is None else f"{_pct(r['cer_ci_low'])}-{_pct(r['cer_ci_high'])}",
+                      _pct(r["pinyin_ser"]), f"{r['parameters']:,}", f"{r['trainable_parameters']:,}",
+                      str(r["steps"]), str(r["best_step"]), f"{r['train_seconds']:.0f}",
+                      f"`{Path(r['run_dir']).name}`"] for r in per_run])
+    t = facts["target"]
+    lines += ["", "## Data", "",
+              f"- {target}: training pool {t['pool_hours']:.3f} h; test {t['test_utterances']} "
+              f"utterances ({t['test_hours']:.3f} h) from {t['test_speakers']} speakers, "
+              f"{t['test_speakers_in_train']} of whom also speak in the training pool.",
+              *[f"- {loc}: {f['train_hours']:.3f} h of training data, {f['test_utterances']} test "
+                "utterances" for loc, f in facts["helpers"].items()],
+              *[f"- point {k}: {p['actual_hours']:.4f} h, {p['utterances']} utterances, "
+                f"{p['speakers']} speakers" for k, p in facts["points"].items()],
+              "", "## Reproduce", "",
+              f"Seeds {list(exp.grid.seeds)}. The full experiment config is `experiment.yaml`, "
+              "every run's config is `runs/<run>/config.json`, installed package versions are in "
+              "`versions.txt`. Rerun with `asr experiment --config experiment.yaml --out <dir>`.", ""]
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path, target: str) -> None:
+    """CER (%) against target hours, log x, one line per strategy with its interval band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for strategy in sorted({r["strategy"] for r in rows}, key=lambda s: _order(s, None)):
+        pts = sorted((r for r in rows if r["strategy"] == strategy), key=lambda r: r["hours"])
+        x = [r["actual_hours"] for r in pts]
+        line, = ax.plot(x, [100 * r["cer"] for r in pts], marker="o",
+                        lw=2.5 if strategy == BASELINE else 1.5, label=strategy)
+        ax.fill_between(x, [100 * r["cer_lo"] for r in pts], [100 * r["cer_hi"] for r in pts],
+                        color=line.get_color(), alpha=0.15)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{target} training hours (log scale)")
+    ax.set_ylabel(f"{target} test CER (%)")
+    ax.set_title(f"{target} CER against hours of {target} data (95% intervals)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
+
+
+def write_report(exp, root: Path, results: list[dict], facts: dict, rule: str) -> dict:
+    """results.csv, results.md, cer_vs_hours.png and report.json in `root`; returns the numbers."""
+    target, helpers = exp.target.locale, list(exp.helpers.locales)
+    rows = aggregate(results, target, helpers)
+    ratio_rows = ratios(rows)
+    forget = forgetting(results, helpers)
+    per_run = run_rows(results, target, helpers)
+    buf = io.StringIO()
+    if per_run:
+        w = csv.DictWriter(buf, fieldnames=list(per_run[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(per_run)
+    write_text(root / "results.csv", buf.getvalue())
+    write_text(root / "results.md", markdown(exp, rows, ratio_rows, forget, per_run, facts, rule,
+                                             target, helpers))
+    if rows:
+        plot(rows, root / "cer_vs_hours.png", target)
+    report = {"headline": headline(ratio_rows, target), "budget_rule": rule, "aggregate": rows,
+              "ratios": ratio_rows, "forgetting": forget, "runs": per_run}
+    write_json(root / "report.json", report)
+    return report

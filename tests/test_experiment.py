@@ -1,0 +1,219 @@
+import csv
+import json
+import math
+import warnings
+
+import pytest
+import yaml
+from cvfake import make_release
+
+import asr.train
+from asr.config import ConfigError
+from asr.experiment import (EXPERIMENT_DIR, load_experiment_config, plan_jobs,
+                            prepare_experiment_data, run_experiment, shuffled_records)
+from asr.report import efficiency, equivalent_hours, pooled_interval
+
+# 24 train clips of 0.4-1.0 s per language: 0.0047 h. Two points: about a third and all of it.
+HOURS = [0.0015, 0.0047]
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exp") / "cv"
+    for locale in ("de", "zh-CN"):
+        make_release(root, locale, train=24, dev=4, test=4, speakers=(6, 2, 2),
+                     seconds=[0.4, 0.6, 0.8, 1.0])
+    return root
+
+
+def write_config(path, release, strategies=("target_only", "progressive"), **budget):
+    cfg = {
+        "name": "tiny_transfer",
+        "corpus": {"root": str(release), "vocab_size": 32, "workers": 1},
+        "target": {"locale": "zh-CN", "hours": HOURS},
+        "helpers": {"locales": ["de"]},
+        "grid": {"strategies": list(strategies), "seeds": [0]},
+        "run": {"base": "tiny", "overrides": ["model.d_model=32", "data.batch_frames=2000"]},
+        "budget": {"max_steps": 4, "valid_every": 2, "patience": 2} | budget,
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run(config_path, out, overrides=()):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tokenizer vocabularies clamped on a toy corpus
+        return run_experiment(load_experiment_config(config_path, list(overrides)), out,
+                              device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def finished(release, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("grid")
+    cfg = write_config(tmp / "exp.yaml", release)
+    report = run(cfg, tmp / "out")
+    return cfg, tmp / "out", report
+
+
+def test_grid_writes_report_files(finished):
+    _, out, report = finished
+    for name in ("results.csv", "results.md", "cer_vs_hours.png", "report.json",
+                 "experiment.yaml", "versions.txt", "data/facts.json"):
+        assert (out / name).exists(), name
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert sorted((r["strategy"], r["target_hours"]) for r in rows) == sorted(
+        [("pretrain", "")] + [(s, str(h)) for s in ("target_only", "progressive") for h in HOURS])
+    for r in rows:
+        assert int(r["steps"]) <= 4 and float(r["train_seconds"]) > 0
+        if r["strategy"] != "pretrain":
+            assert 0 <= float(r["cer_ci_low"]) <= float(r["cer"]) <= float(r["cer_ci_high"])
+            assert r["pinyin_ser"] and r["unseen_char_rate"]
+    md = (out / "results.md").read_text()
+    assert "Training budget" in md and "Data-efficiency ratio" in md and "Forgetting" in md
+    assert report["headline"].splitlines()[0] in md.splitlines()[2]
+    assert "torch==" in (out / "versions.txt").read_text()
+    # the experiment.yaml written there reloads to the same config
+    assert load_experiment_config(out / "experiment.yaml") == load_experiment_config(finished[0])
+
+
+def test_progressive_leaves_helpers_exactly_unchanged(finished):
+    forget = finished[2]["forgetting"]
+    assert {f["strategy"] for f in forget} == {"progressive"} and len(forget) == len(HOURS)
+    assert all(f["de"]["change"] == 0.0 for f in forget)
+
+
+def test_points_are_nested_and_share_dev_and_test(finished):
+    _, out, _ = finished
+    small, big = (out / "data" / "s0" / f"h{h:g}" / "zh-CN" for h in HOURS)
+    ids = [{json.loads(x)["id"] for x in (d / "train.jsonl").read_text().splitlines()}
+           for d in (small, big)]
+    assert ids[0] < ids[1]
+    assert (small / "test.jsonl").resolve() == (big / "test.jsonl").resolve()
+    assert not (out / "data" / "s0" / f"h{HOURS[0]:g}" / "de" / "dev.jsonl").exists()
+
+
+def test_rerun_skips_finished_runs(finished, monkeypatch, capsys):
+    cfg, out, report = finished
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(asr.train.Trainer, "fit", no_training)
+    again = run(cfg, out)
+    assert again["runs"] == report["runs"]
+    assert capsys.readouterr().out.count("finished earlier") == 1 + 2 * len(HOURS)
+
+
+def test_changed_config_never_reuses_a_stale_result(finished, capsys):
+    cfg, out, report = finished
+    old = {r["run_dir"] for r in report["runs"]}
+    changed = run(cfg, out, ["budget.patience=1"])
+    new = {r["run_dir"] for r in changed["runs"]}
+    assert not old & new  # every run depends on the budget: all retrained in new dirs
+    assert "finished earlier" not in capsys.readouterr().out
+    # a smaller grid under the first config reuses its runs, the helpers' pretraining included
+    smaller = run(cfg, out, [f"target.hours=[{HOURS[1]}]"])
+    assert {r["run_dir"] for r in smaller["runs"]} < old
+    assert capsys.readouterr().out.count("finished earlier") == 1 + 2
+
+
+def test_interrupted_sweep_resumes(release, tmp_path, monkeypatch):
+    cfg = write_config(tmp_path / "exp.yaml", release, strategies=("target_only",),
+                       max_steps=6, patience=5)
+    real_fit, real_init = asr.train.Trainer.fit, asr.train.Trainer.__init__
+    resumed = []
+
+    def crash(self, stop_at=None):
+        real_fit(self, stop_at=3)  # a state is saved at step 2
+        raise KeyboardInterrupt
+
+    def init(self, *args, **kwargs):
+        resumed.append(kwargs["resume"])
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(asr.train.Trainer, "__init__", init)
+    monkeypatch.setattr(asr.train.Trainer, "fit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tmp_path / "out")
+    monkeypatch.setattr(asr.train.Trainer, "fit", real_fit)
+    report = run(cfg, tmp_path / "out")
+    assert resumed == [False, True, False]  # the crashed run resumed, the next one fresh
+    assert [r["steps"] for r in report["runs"]] == [6, 6]
+
+
+def test_joint_shuffled_data_breaks_pairs_but_keeps_audio(release, tmp_path):
+    cfg = load_experiment_config(write_config(tmp_path / "e.yaml", release,
+                                              strategies=("joint", "joint_shuffled")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepare_experiment_data(cfg, tmp_path / "out")
+    jobs = plan_jobs(cfg, tmp_path / "out")
+    shuffled = next(j for j in jobs if j.strategy == "joint_shuffled")
+    joint = next(j for j in jobs if j.strategy == "joint" and j.hours == shuffled.hours)
+    assert shuffled.key != joint.key and shuffled.locales == ["de", "zh-CN"]
+
+    def rows(job, loc):
+        return [json.loads(x) for x in (job.data_dir / loc / "train.jsonl").read_text().splitlines()]
+
+    a, b = rows(joint, "de"), rows(shuffled, "de")
+    assert [r["id"] for r in a] == [r["id"] for r in b]
+    assert sorted(r["norm_text"] for r in a) == sorted(r["norm_text"] for r in b)
+    assert all(x["norm_text"] != y["norm_text"] for x, y in zip(a, b, strict=True))
+    assert rows(joint, "zh-CN") == rows(shuffled, "zh-CN")  # the target is untouched
+
+
+def test_shuffle_stays_among_similar_durations():
+    recs = [{"id": f"u{i}", "duration": float(i), "text": f"t{i}", "norm_text": f"t{i}"}
+            for i in range(40)]
+    out = shuffled_records(recs, seed=3)
+    for r in out:
+        j = int(r["norm_text"][1:])
+        assert j != int(r["id"][1:]) and abs(j - r["duration"]) < 16
+
+
+def test_ratio_interpolates_in_log_hours():
+    curve = [(0.1, 0.8), (0.2, 0.6), (0.4, 0.5), (0.8, 0.45)]
+    assert equivalent_hours(curve, 0.6) == {"kind": "within", "hours": 0.2}
+    e = efficiency(curve, 0.1, 0.55)  # halfway between 0.2 h and 0.4 h in log-hours
+    assert e["kind"] == "within"
+    assert e["equivalent_hours"] == pytest.approx(math.sqrt(0.08))
+    assert e["ratio"] == pytest.approx(2 * math.sqrt(2))
+    assert e["label"] == "2.83x"
+    e = efficiency(curve, 0.2, 0.7)  # between 0.1 h and 0.2 h
+    assert e["ratio"] == pytest.approx(math.sqrt(0.02) / 0.2)
+    # better than every target-only point: a lower bound, not an extrapolation
+    e = efficiency(curve, 0.2, 0.4)
+    assert (e["kind"], e["ratio"], e["label"]) == ("above", pytest.approx(4.0), ">= 4.00x")
+    # worse than target-only's fewest hours: an upper bound
+    e = efficiency(curve, 0.1, 0.9)
+    assert (e["kind"], e["label"]) == ("below", "<= 1.00x")
+
+
+def test_ratio_takes_the_first_crossing_of_a_bumpy_curve():
+    curve = [(1, 0.5), (2, 0.3), (4, 0.35), (8, 0.2)]
+    assert equivalent_hours(curve, 0.3)["hours"] == pytest.approx(2)
+    assert equivalent_hours(curve, 0.4)["hours"] == pytest.approx(2 ** 0.5)
+    assert equivalent_hours(curve, 0.25)["hours"] == pytest.approx(4 * 2 ** (2 / 3))
+
+
+def test_pooled_interval_widens_with_seed_spread():
+    ids = [f"u{i}" for i in range(50)]
+    one = {"ids": ids, "errors": [i % 3 for i in range(50)], "units": [4] * 50}
+    same = pooled_interval([one, one])
+    spread = pooled_interval([one, one | {"errors": [4] * 50}])
+    assert same[0] <= 0.25 <= same[1]
+    assert spread[1] - spread[0] > same[1] - same[0]
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENT_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_experiments_load(path):
+    exp = load_experiment_config(path.stem)
+    assert exp.target.locale == "zh-CN" and exp.grid.strategies
+
+
+def test_bad_experiment_config_names_the_key(tmp_path, release):
+    path = write_config(tmp_path / "e.yaml", release, strategies=("target_only", "jiont"))
+    with pytest.raises(ConfigError, match="jiont"):
+        load_experiment_config(path)
+    with pytest.raises(ConfigError, match="budget.max_stpes"):
+        load_experiment_config(write_config(tmp_path / "f.yaml", release), ["budget.max_stpes=3"])
