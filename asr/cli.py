@@ -201,7 +201,7 @@ def add_decoding_flags(p) -> None:
     p.add_argument("--lm-weight", type=float, default=1.0,
                    help="weight of the LM's log10 probability in the beam score")
     p.add_argument("--word-score", type=float, default=0.0,
-                   help="score added per word (word LM) or per emitting frame (zh-CN token LM)")
+                   help="score added per word (word LM) or per emitting frame (token LM)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
 
@@ -212,7 +212,8 @@ def parse_lm_spec(spec: str | None, locales: list[str]) -> dict[str, str]:
         return {}
     if "=" not in spec:
         if len(locales) != 1:
-            raise ValueError(f"--lm {spec}: several languages may be decoded ({', '.join(locales)}); "
+            raise ValueError(f"--lm {spec}: several languages may be decoded "
+                             f"({', '.join(locales) or 'all the model has'}); "
                              "name each LM's language, e.g. --lm de=lm/de.arpa,zh-CN=lm/zh.arpa")
         return {locales[0]: spec}
     out = {}
@@ -249,7 +250,7 @@ def add_transcribe(sub) -> None:
     p.add_argument("--format", choices=("txt", "json", "srt", "vtt"), default="txt",
                    help="output format; json has segments with times, language and probability")
     p.add_argument("--out", type=Path, default=None,
-                   help="folder for one output file per input (mirroring folders); default: stdout")
+                   help="folder for one output file per input (mirroring folders); unset: stdout")
     p.add_argument("--batch-seconds", type=float, default=120.0,
                    help="audio per model batch, padding included (memory grows with it)")
     p.add_argument("--max-segment-seconds", type=float, default=20.0,
@@ -264,9 +265,9 @@ def run_transcribe(args) -> int:
 
     from tqdm import tqdm
 
-    from asr.api import load_model
     from asr.audio import AudioError, audio_info
     from asr.fileio import write_text
+    from asr.package import load_package_model
     from asr.transcribe import Failure, Transcriber, collect_audio_files, format_transcript
 
     files = collect_audio_files(args.inputs)
@@ -275,10 +276,10 @@ def run_transcribe(args) -> int:
     if args.out is None and len(files) > 1 and args.format in ("srt", "vtt"):
         raise ValueError(f"--format {args.format} for {len(files)} files needs --out DIR")
     cfg = _decode_config(args)
-    m = load_model(args.model, device=args.device)
-    locales = m.languages if args.lang == "auto" else [args.lang]
+    model, package = load_package_model(args.model, device=args.device)
+    locales = model.languages if args.lang == "auto" else [args.lang]
     try:
-        tr = Transcriber(m._model, m._package, cfg, parse_lm_spec(args.lm, locales),
+        tr = Transcriber(model, package, cfg, parse_lm_spec(args.lm, locales),
                          device=args.device, batch_seconds=args.batch_seconds,
                          max_segment_seconds=args.max_segment_seconds)
         tr.check_language(args.lang)
@@ -375,6 +376,9 @@ def add_lm(sub) -> None:
     p.add_argument("--data", default=Path("data"), type=Path, help="prepared data directory")
     p.add_argument("--locale", required=True, help="locale whose text to model, e.g. de or zh-CN")
     p.add_argument("--order", type=int, default=3, help="n-gram order")
+    p.add_argument("--unit", choices=("auto", "word", "token"), default="auto",
+                   help="LM symbols: words, or the tokenizer's units (open vocabulary); auto = "
+                   "words for European locales, characters/syllables for zh-CN")
     p.add_argument("--split", default="train", help="manifest whose norm_text is the training text")
     p.add_argument("--text", type=Path, action="append", default=[],
                    help="extra raw text file, one sentence a line (normalised here; repeatable)")
@@ -394,12 +398,13 @@ def run_lm(args) -> int:
     for path in args.text:
         with open(path, encoding="utf-8") as f:
             texts += [normalize_text(line, args.locale) for line in f if line.strip()]
-    summary = build_lm(texts, tok, args.out, order=args.order)
+    summary = build_lm(texts, tok, args.out, order=args.order, unit=args.unit)
     print(f"{args.out}: {summary['order']}-gram {summary['unit']} LM from {summary['sentences']} "
           f"sentences, {summary['vocab']} symbols, n-grams per order {summary['ngrams']}")
     dev = args.data / args.locale / "dev.jsonl"
     if dev.exists():
-        ppl = ArpaModel(args.out).perplexity(lm_units(r["norm_text"], tok) for r in read_jsonl(dev))
+        ppl = ArpaModel(args.out).perplexity(lm_units(r["norm_text"], tok, summary["unit"])
+                                             for r in read_jsonl(dev))
         print(f"dev perplexity: {ppl:.1f} per {summary['unit']}")
     return 0
 
@@ -421,7 +426,12 @@ def add_experiment(sub) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: write the report from the runs finished so far")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once, each in its own process with its output in "
+                   "<run>/train.log (on a CPU machine: the number of cores)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch per run (0: torch's default, or the cores shared "
+                   "out among --jobs)")
     p.add_argument("--no-progress", action="store_true", help="no per-step progress bars")
     p.set_defaults(func=run_experiment)
 
@@ -438,7 +448,7 @@ def run_experiment(args) -> int:
     exp = load_experiment_config(args.config, args.overrides)
     try:
         report = run(exp, out_dir=args.out, device=args.device, progress=not args.no_progress,
-                     report_only=args.report_only)
+                     report_only=args.report_only, workers=args.jobs, threads=args.threads)
     except TrainingError as e:
         print(f"asr experiment: error: {e}", file=sys.stderr)
         return 2

@@ -13,13 +13,14 @@ candidate, pyctcdecode, pins numpy < 2 (this project uses numpy 2) and needs Ken
 from source. flashlight-text publishes wheels for CPython 3.6-3.12; elsewhere greedy decoding
 still works and beam search raises an error saying what to install.
 
-How an LM is used depends on the tokenizer (see asr/lm.py):
-  - subword tokenizers (European locales): a *word* LM. flashlight's lexicon decoder walks a
-    trie of the LM's words, each spelled with the tokenizer, and scores a word when its last
-    piece is emitted. Output words are then limited to the LM's vocabulary, as in wav2letter.
-  - char / pinyin tokenizers (zh-CN): a *token* LM over the tokenizer's own units, with the
-    lexicon-free decoder, so any unit sequence stays reachable. flashlight has no per-token
-    bonus there, so `word_score` is added to every non-blank log-probability instead.
+How an LM is used depends on its symbols (asr/lm.py, `lm_unit_of`):
+  - a *word* LM (default for European locales): flashlight's lexicon decoder walks a trie of
+    the LM's words, each spelled with the tokenizer, and scores a word when its last piece is
+    emitted. Output words are then limited to the LM's vocabulary, as in wav2letter.
+  - a *token* LM over the tokenizer's own units (zh-CN characters or syllables; subword
+    pieces with `asr lm --unit token`): the lexicon-free decoder, so any unit sequence stays
+    reachable. flashlight has no per-token bonus there, so `word_score` is added to every
+    non-blank log-probability instead.
 Without an LM the beam search is the lexicon-free decoder with a zero LM.
 KenLM scores are log10 probabilities; CTC scores are natural logs: lm_weight absorbs the factor.
 """
@@ -137,13 +138,13 @@ class BeamSearchDecoder:
     """CTC prefix beam search for one language's tokenizer, optionally with an n-gram LM."""
 
     def __init__(self, tokenizer, config: DecodeConfig):
-        from asr.lm import is_token_lm, read_vocabulary
+        from asr.lm import lm_unit_of, read_vocabulary
 
         fl, fl_dict = _flashlight()
         self.tokenizer, self.config = tokenizer, config
         self.bonus = 0.0  # added to non-blank log-probs (token LMs' stand-in for a word score)
         criterion = fl.CriterionType.CTC
-        if config.lm_path is None or is_token_lm(tokenizer):
+        if config.lm_path is None or lm_unit_of(config.lm_path, tokenizer) == "token":
             if config.lm_path is None:
                 lm = fl.ZeroLM()
             else:

@@ -25,27 +25,37 @@ Strategies (rows of the results):
                            with lateral adapters (Trainer base=)
     progressive_nolateral  as progressive without laterals (progressive.adapter_blocks=[])
 
-Importing a corpus sits above the library (as in the `asr synth` and `asr prepare` commands),
-so the data_prep imports below are local to the functions that need them.
+Runs are independent processes when `jobs` > 1 (one thread each by default): on a CPU
+machine two one-thread runs finish sooner than one two-thread run, and a run waits only for
+the helpers' model it starts from. Data layout and preparation: asr/experiment_data.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import random
 import shutil
 import time
 import typing
-import warnings
 from importlib import metadata
 from pathlib import Path
 
-from asr.config import (CONFIG_DIR, ConfigError, RunConfig, apply_overrides, from_dict,
-                        load_run_config, load_yaml, run_config_to_dict, to_dict)
-from asr.fileio import read_jsonl, write_json, write_jsonl, write_text
+from asr.config import (
+    CONFIG_DIR,
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    from_dict,
+    load_run_config,
+    load_yaml,
+    run_config_to_dict,
+    to_dict,
+)
+from asr.experiment_data import data_digest, point_dir, prepare_experiment_data
+from asr.fileio import write_json, write_jsonl, write_text
 
 EXPERIMENT_DIR = CONFIG_DIR / "experiments"
 EXPERIMENT_FORMAT = 1  # bump when a change to this file changes what a run computes
@@ -53,7 +63,6 @@ STRATEGIES = ("target_only", "joint", "joint_shuffled", "finetune", "progressive
               "progressive_nolateral")
 NEEDS_HELPER_MODEL = ("finetune", "progressive", "progressive_nolateral")
 CODE_PACKAGES = ("polyglot-asr", "torch", "numpy", "sentencepiece", "jiwer")  # in every run key
-SHUFFLE_GROUP = 16  # transcripts are permuted among this many utterances of similar duration
 
 
 # ---- the config ---------------------------------------------------------------------------
@@ -177,175 +186,6 @@ def budget_rule(exp: ExperimentConfig) -> str:
             f"average of the last ones, if better on dev) is scored.")
 
 
-# ---- data ---------------------------------------------------------------------------------
-def _link(target: Path, link: Path) -> None:
-    """A relative symlink `link` -> `target`, left alone when it is already that link (so
-    processes preparing the same experiment never pull a file from under each other)."""
-    rel = os.path.relpath(target, link.parent)
-    if link.is_symlink() and os.readlink(link) == rel:
-        return
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink() or link.is_file():
-        link.unlink()
-    elif link.is_dir():
-        shutil.rmtree(link)
-    link.symlink_to(rel)
-
-
-def _write_if_changed(path: Path, rows: list[dict]) -> None:
-    """Rewrite a manifest only when its content changes (its mtime and readers stay put)."""
-    if path.exists() and read_jsonl(path) == rows:
-        return
-    write_jsonl(path, rows)
-
-
-def ensure_corpus(exp: ExperimentConfig) -> Path:
-    """The release root; with corpus.synth, synthesised (or found up to date) first."""
-    root = Path(exp.corpus.root)
-    locales = [*exp.helpers.locales, exp.target.locale]
-    s = exp.corpus.synth
-    if s is None:
-        missing = [loc for loc in locales if not (root / loc / "test.tsv").exists()]
-        if missing:
-            raise FileNotFoundError(
-                f"{root}: no Common Voice release for {', '.join(missing)}; download it by hand "
-                "(scripts/commonvoice_recipe.sh says which files) or give corpus.synth settings")
-        return root
-    from data_prep.synth import synthesize_corpus
-
-    absent = sorted(set(locales) - set(s.hours))
-    if absent:
-        raise ConfigError(f"corpus.synth.hours lacks {', '.join(absent)}")
-    # quick when the release exists with these settings; redone (reusing clips) when not
-    summary = synthesize_corpus(root, locales=locales, hours={loc: s.hours[loc] for loc in locales},
-                                seed=s.seed, eval_hours=s.eval_hours, workers=s.workers,
-                                zh_inventory_size=s.zh_inventory_size, progress=True)
-    if not summary.get("cached"):
-        print(summary.get("table", ""), flush=True)
-    return root
-
-
-def _point_dir(data: Path, seed: int, hours: float, shuffled: bool = False) -> Path:
-    return data / f"s{seed}" / (f"h{hours:g}" + ("-shuffled" if shuffled else ""))
-
-
-def _link_helper(src: Path, dest: Path, train_manifest: Path | None = None) -> None:
-    """A helper language in a point's data dir: its train/test manifests, tokenizer and
-    features, but no dev set (every run that learns the target selects on the target's dev)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    _link(train_manifest or src / "train.jsonl", dest / "train.jsonl")
-    for name in ("test.jsonl", "tokenizer.model"):
-        _link(src / name, dest / name)
-    for split in ("train", "test"):
-        _link(src / "feats" / split, dest / "feats" / split)
-
-
-def shuffled_records(records: list[dict], seed: int) -> list[dict]:
-    """Transcripts permuted among utterances of similar duration (groups of SHUFFLE_GROUP), so
-    CTC alignments stay feasible while every pairing of audio and text is broken."""
-    order = sorted(range(len(records)), key=lambda i: (records[i]["duration"], records[i]["id"]))
-    rng = random.Random(seed)
-    out = [dict(r) for r in records]
-    for start in range(0, len(order), SHUFFLE_GROUP):
-        group = order[start:start + SHUFFLE_GROUP]
-        rng.shuffle(group)
-        perm = group[1:] + group[:1]  # a rotation after a shuffle: nobody keeps their own text
-        for i, j in zip(group, perm, strict=True):
-            out[i]["text"], out[i]["norm_text"] = records[j]["text"], records[j]["norm_text"]
-    return out
-
-
-def prepare_experiment_data(exp: ExperimentConfig, root: Path) -> dict:
-    """Helpers, the target's pool and one data dir per (seed, hours) point; returns their facts."""
-    from asr.feature_cache import build_cache
-    from asr.prepare import feature_dir, prepare_data, prepare_tokenizer
-    from asr.tokenizer import coverage_report
-    from data_prep.manifest import prepare_manifests
-    from data_prep.subset import select_hours, total_hours
-
-    corpus = ensure_corpus(exp)
-    c, tgt, helpers = exp.corpus, exp.target.locale, list(exp.helpers.locales)
-    features = run_config(exp, "target_only", 0).features
-    data = root / "data"
-    hdir, pool = data / "helpers", data / "pool"
-    hours = {loc: exp.helpers.hours for loc in helpers} if exp.helpers.hours is not None else {}
-    prepare_manifests(corpus, helpers, hdir, hours=hours, seed=exp.helpers.seed,
-                      train_source=c.train_source, progress=False)
-    prepare_data(hdir, helpers, vocab_size=c.vocab_size, zh_units=c.zh_units, workers=c.workers,
-                 feature_config=features, progress=False)
-    prepare_manifests(corpus, [tgt], pool, train_source=c.train_source, progress=False)
-    for split in ("dev", "test"):
-        build_cache(pool / tgt / f"{split}.jsonl", feature_dir(pool, tgt, split), config=features,
-                    workers=c.workers, progress=False)
-    pool_train = read_jsonl(pool / tgt / "train.jsonl")
-    test = read_jsonl(pool / tgt / "test.jsonl")
-    if len(test) < exp.target.min_test_utterances:
-        raise ValueError(f"{pool / tgt / 'test.jsonl'}: {len(test)} test utterances, fewer than "
-                         f"target.min_test_utterances={exp.target.min_test_utterances}")
-    facts = {"helpers": {loc: {"train_hours": total_hours(read_jsonl(hdir / loc / "train.jsonl")),
-                               "test_utterances": len(read_jsonl(hdir / loc / "test.jsonl"))}
-                         for loc in helpers},
-             "target": {"pool_hours": total_hours(pool_train), "test_utterances": len(test),
-                        "test_hours": total_hours(test),
-                        "test_speakers": len({r["speaker"] for r in test}),
-                        "test_speakers_in_train": len({r["speaker"] for r in test}
-                                                      & {r["speaker"] for r in pool_train})},
-             "points": {}}
-    shuffled = "joint_shuffled" in exp.grid.strategies
-    for seed in exp.grid.seeds:
-        if shuffled:
-            for loc in helpers:
-                dest = data / f"shuffled-s{seed}" / loc
-                _write_if_changed(dest / "train.jsonl",
-                                  shuffled_records(read_jsonl(hdir / loc / "train.jsonl"), seed))
-        for h in exp.target.hours:
-            point = _point_dir(data, seed, h)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                subset = select_hours(pool_train, h, seed)
-            if caught:
-                print(f"warning: {tgt} {h:g} h: the training pool holds only "
-                      f"{total_hours(pool_train):.4f} h; the point uses all of it", flush=True)
-            _write_if_changed(point / tgt / "train.jsonl", subset)
-            for split in ("dev", "test"):
-                _link(pool / tgt / f"{split}.jsonl", point / tgt / f"{split}.jsonl")
-                _link(feature_dir(pool, tgt, split), feature_dir(point, tgt, split))
-            prepare_tokenizer(point, tgt, c.vocab_size, c.zh_units)
-            build_cache(point / tgt / "train.jsonl", feature_dir(point, tgt, "train"),
-                        config=features, workers=c.workers, progress=False)
-            for loc in helpers:
-                _link_helper(hdir / loc, point / loc)
-            if shuffled:
-                sp = _point_dir(data, seed, h, shuffled=True)
-                _link(point / tgt, sp / tgt)
-                for loc in helpers:
-                    _link_helper(hdir / loc, sp / loc,
-                                 data / f"shuffled-s{seed}" / loc / "train.jsonl")
-            cov = coverage_report([r["norm_text"] for r in subset], [r["norm_text"] for r in test],
-                                  tgt, kind="char")
-            facts["points"][f"s{seed}/h{h:g}"] = {
-                "seed": seed, "hours": h, "actual_hours": total_hours(subset),
-                "utterances": len(subset), "speakers": len({r["speaker"] for r in subset}),
-                "unseen_char_rate": cov["unseen_tokens"] / max(cov["eval_tokens"], 1)}
-    write_json(data / "facts.json", facts)
-    return facts
-
-
-def data_digest(data_dir: Path, locales: list[str]) -> str:
-    """Content of the manifests (ids, durations, speakers, texts; not audio paths, so a moved
-    corpus keeps its results) and tokenizers a run reads."""
-    h = hashlib.sha256()
-    for loc in sorted(locales):
-        for name in ("train.jsonl", "dev.jsonl", "test.jsonl"):
-            path = data_dir / loc / name
-            if path.exists():
-                for r in read_jsonl(path):
-                    h.update(json.dumps([loc, name, r["id"], r["duration"], r["speaker"],
-                                         r["norm_text"]], ensure_ascii=False).encode())
-        h.update((data_dir / loc / "tokenizer.model").read_bytes())
-    return h.hexdigest()
-
-
 def code_versions() -> dict[str, str]:
     out = {}
     for name in CODE_PACKAGES:
@@ -414,7 +254,7 @@ def plan_jobs(exp: ExperimentConfig, root: Path) -> list[Job]:
     for seed in exp.grid.seeds:
         for h in exp.target.hours:
             for s in exp.grid.strategies:
-                point = _point_dir(data, seed, h, shuffled=s == "joint_shuffled")
+                point = point_dir(data, seed, h, shuffled=s == "joint_shuffled")
                 locales = [*helpers, tgt] if s.startswith("joint") else [tgt]
                 evals = [tgt] if s == "target_only" else [tgt, *helpers]
                 jobs.append(keyed(Job(s, seed, h, run_config(exp, s, seed), point, locales, evals,
@@ -499,48 +339,124 @@ def finish_job(job: Job, device: str, facts: dict) -> dict:
     return result
 
 
+def execute_job(job: Job, device: str, facts: dict, progress: bool = True, threads: int = 0,
+                log: bool = False) -> dict:
+    """Train (or resume) and score one run; with `log`, its output goes to <run>/train.log."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(job.run_dir / "job.json", {"strategy": job.strategy, "seed": job.seed,
+                                          "hours": job.hours, "key": job.key,
+                                          "locales": job.locales, "data": str(job.data_dir)})
+    with contextlib.ExitStack() as stack:
+        if log:
+            f = stack.enter_context(open(job.run_dir / "train.log", "a", encoding="utf-8"))
+            stack.enter_context(contextlib.redirect_stdout(f))
+            stack.enter_context(contextlib.redirect_stderr(f))
+        train_job(job, device, progress and not log)
+        return finish_job(job, device, facts)
+
+
+def _finished(job: Job) -> dict | None:
+    done = job.run_dir / "result.json"
+    if done.exists():
+        result = json.loads(done.read_text())
+        if result.get("key") == job.key:
+            return result
+    return None
+
+
 def _eta(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
+def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
+             progress: bool = True, workers: int = 1, threads: int = 0) -> list[dict]:
+    """Run every unfinished job, `workers` at a time, each after the model it starts from;
+    prints one line per run started and finished (k/N, strategy, hours, seed, ETA)."""
+    number = {id(j): k for k, j in enumerate(jobs, 1)}
+    results = {}
+    for job in jobs:
+        if (r := _finished(job)) is not None:
+            results[id(job)] = r
+            print(f"[{number[id(job)]}/{len(jobs)}] {job.label}: finished earlier "
+                  f"({job.run_dir.name})", flush=True)
+    pending = [j for j in jobs if id(j) not in results]
+    t_start, finished_here = time.perf_counter(), 0
+
+    def started(job: Job) -> None:
+        left = len(pending) + len(running)
+        eta = ""
+        if finished_here:
+            per_run = (time.perf_counter() - t_start) / finished_here
+            eta = f", ETA {_eta(per_run * left)}"
+        state = "resuming" if (job.run_dir / "train_state.safetensors").exists() else "training"
+        print(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {state} in {job.run_dir}{eta}",
+              flush=True)
+
+    def ended(job: Job, r: dict) -> None:
+        nonlocal finished_here
+        results[id(job)], finished_here = r, finished_here + 1
+        score = (f"{target} test CER {100 * r['test'][target]['cer']:.1f}%" if target in r["test"]
+                 else "helpers' mean test WER "
+                 f"{100 * sum(t['wer'] for t in r['test'].values()) / len(r['test']):.1f}%")
+        print(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {score}, stopped at step "
+              f"{r['steps']} of {r['max_steps']}, {r['train_seconds']:.0f} s", flush=True)
+
+    def ready(job: Job) -> bool:
+        return job.pretrain is None or id(job.pretrain) in results
+
+    running: dict = {}
+    if workers <= 1:
+        while pending:
+            job = pending.pop(0)
+            started(job)
+            ended(job, execute_job(job, device, facts, progress, threads))
+        return [results[id(j)] for j in jobs]
+
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        while pending or running:
+            for job in [j for j in pending if ready(j)][:workers - len(running)]:
+                pending.remove(job)
+                started(job)
+                running[pool.submit(execute_job, job, device, facts, False, threads, True)] = job
+            if not running:
+                raise RuntimeError("no job can start: a helpers' model is missing from the plan")
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                ended(running.pop(future), future.result())
+    return [results[id(j)] for j in jobs]
+
+
 def run_experiment(exp: ExperimentConfig, out_dir: str | Path | None = None, device: str = "auto",
-                   progress: bool = True, report_only: bool = False) -> dict:
-    """Prepare, train every run not yet finished, score, and write the report; returns it."""
+                   progress: bool = True, report_only: bool = False, workers: int = 1,
+                   threads: int = 0) -> dict:
+    """Prepare, train every run not yet finished, score, and write the report; returns it.
+
+    workers > 1 trains that many runs at once in separate processes with `threads` torch
+    threads each (0: the CPU count shared out among them).
+    """
     from asr.report import write_report
 
     root = Path(out_dir or Path("exp") / exp.name)
     root.mkdir(parents=True, exist_ok=True)
     write_text(root / "experiment.yaml", _yaml(to_dict(exp)))
     write_text(root / "versions.txt", "\n".join(package_versions()) + "\n")
-    facts = prepare_experiment_data(exp, root)
+    facts = prepare_experiment_data(exp, root, run_config(exp, "target_only", 0).features)
     jobs = plan_jobs(exp, root)
-    results, trained_seconds, trained = [], 0.0, 0
-    todo = sum(not (j.run_dir / "result.json").exists() for j in jobs)
-    for k, job in enumerate(jobs, 1):
-        head = f"[{k}/{len(jobs)}] {job.label}"
-        done = job.run_dir / "result.json"
-        if done.exists() and json.loads(done.read_text()).get("key") == job.key:
-            print(f"{head}: finished earlier ({job.run_dir.name})", flush=True)
-            results.append(json.loads(done.read_text()))
-            continue
-        if report_only:
-            print(f"{head}: not run yet", flush=True)
-            continue
-        left = todo - trained
-        eta = f", ETA {_eta(trained_seconds / trained * left)}" if trained else ""
-        state = "resuming" if (job.run_dir / "train_state.safetensors").exists() else "training"
-        print(f"{head}: {state} in {job.run_dir}{eta}", flush=True)
-        job.run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(job.run_dir / "job.json", {"strategy": job.strategy, "seed": job.seed,
-                                              "hours": job.hours, "key": job.key,
-                                              "locales": job.locales, "data": str(job.data_dir)})
-        t0 = time.perf_counter()
-        train_job(job, device, progress)
-        results.append(finish_job(job, device, facts))
-        trained_seconds, trained = trained_seconds + time.perf_counter() - t0, trained + 1
-        r = results[-1]
-        print(f"{head}: {exp.target.locale} test CER {100 * r['test'][exp.target.locale]['cer']:.1f}%"
-              if exp.target.locale in r["test"] else f"{head}: done", flush=True)
+    if report_only:
+        results = [r for j in jobs if (r := _finished(j)) is not None]
+        print(f"{len(results)} of {len(jobs)} runs finished; reporting those", flush=True)
+    else:
+        results = run_jobs(jobs, facts, exp.target.locale, device=device, progress=progress,
+                           workers=workers, threads=threads)
     report = write_report(exp, root, results, facts, budget_rule(exp))
     print(f"\nreport: {root / 'results.md'}\nplot:   {root / 'cer_vs_hours.png'}", flush=True)
     return report

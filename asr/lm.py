@@ -1,10 +1,12 @@
 """N-gram language models for shallow fusion: build an ARPA file from training text, read one.
 
-Units. European locales with subword tokenizers get a *word* LM (the decoder spells each LM
-word with the tokenizer and scores whole words). Tokenizers whose units are characters or
-syllables (zh-CN `char`/`pinyin`) get a *token* LM over exactly the tokenizer's units, so
-every unit the CTC head can emit is an LM symbol: a Chinese word LM would need a word
-segmenter that the references do not have.
+Units. European locales with subword tokenizers get a *word* LM by default (the decoder
+spells each LM word with the tokenizer and scores whole words, but can then only output LM
+words). Tokenizers whose units are characters or syllables (zh-CN `char`/`pinyin`) get a
+*token* LM over exactly the tokenizer's units, so every unit the CTC head can emit is an LM
+symbol: a Chinese word LM would need a word segmenter that the references do not have.
+`unit="token"` gives European locales an open-vocabulary LM over subword pieces as well.
+The decoder tells the two apart by the LM's vocabulary (`lm_unit_of`).
 
 Smoothing. Interpolated Kneser-Ney (Chen & Goodman 1998) with one absolute discount per
 order, D_n = n1 / (n1 + 2 n2) from the count-of-counts. Lower orders use continuation counts
@@ -36,10 +38,19 @@ TOKEN_LM_KINDS = ("char", "pinyin")  # tokenizer kinds whose LM is over the toke
 NO_PROB = -99.0  # ARPA's log10 probability of <s>, which is never predicted
 
 
-def lm_units(text: str, tokenizer) -> list[str]:
-    """Normalised `text` as LM symbols: tokenizer units for char/pinyin kinds, else words."""
-    if tokenizer.kind in TOKEN_LM_KINDS and tokenizer.locale == "zh-CN":
+def default_unit(tokenizer) -> str:
+    """"token" for zh-CN char/pinyin tokenizers, "word" otherwise."""
+    return "token" if tokenizer.kind in TOKEN_LM_KINDS and tokenizer.locale == "zh-CN" else "word"
+
+
+def lm_units(text: str, tokenizer, unit: str = "auto") -> list[str]:
+    """Normalised `text` as LM symbols: words, or the tokenizer's units ("token"; subword
+    pieces keep their "▁"). "auto" is `default_unit(tokenizer)`."""
+    unit = default_unit(tokenizer) if unit == "auto" else unit
+    if unit == "token":
         return [u for u in tokenizer.units(text) if not u.isspace()]
+    if unit != "word":
+        raise ValueError(f"LM unit must be word, token or auto, got {unit!r}")
     return text.split()
 
 
@@ -133,22 +144,28 @@ def write_arpa(path: str | os.PathLike, model: dict) -> None:
         f.write("\n\\end\\\n")
 
 
-def build_lm(texts: Iterable[str], tokenizer, out_path: str | os.PathLike, order: int = 3) -> dict:
+def build_lm(texts: Iterable[str], tokenizer, out_path: str | os.PathLike, order: int = 3,
+             unit: str = "auto") -> dict:
     """Normalised training `texts` -> ARPA at `out_path`; returns a summary dict."""
-    model = train_kneser_ney((lm_units(t, tokenizer) for t in texts), order=order)
+    unit = default_unit(tokenizer) if unit == "auto" else unit
+    model = train_kneser_ney((lm_units(t, tokenizer, unit) for t in texts), order=order)
     write_arpa(out_path, model)
     return {"path": str(out_path), "order": order, "sentences": model["sentences"],
-            "vocab": len(model["vocab"]), "unit": "token" if _token_lm(tokenizer) else "word",
+            "vocab": len(model["vocab"]), "unit": unit,
             "ngrams": [len(level) for level in model["ngrams"]]}
 
 
-def _token_lm(tokenizer) -> bool:
-    return tokenizer.kind in TOKEN_LM_KINDS and tokenizer.locale == "zh-CN"
-
-
-def is_token_lm(tokenizer) -> bool:
-    """True when LMs for this tokenizer are over its own units (lexicon-free decoding)."""
-    return _token_lm(tokenizer)
+def lm_unit_of(path: str | os.PathLike, tokenizer) -> str:
+    """"token" when the LM's symbols are the tokenizer's units (lexicon-free decoding), else
+    "word". Judged from the vocabulary, so a subword-piece LM works for European locales too;
+    a KenLM binary without a word list is taken to be of the tokenizer's default unit."""
+    try:
+        vocab = read_vocabulary(path)
+    except ValueError:
+        return default_unit(tokenizer)
+    pieces = set(tokenizer.pieces)
+    inside = sum(w in pieces for w in vocab)
+    return "token" if vocab and inside >= 0.9 * len(vocab) else "word"
 
 
 class ArpaModel:

@@ -43,7 +43,7 @@ def equivalent_hours(curve: list[tuple[float, float]], cer: float) -> dict:
         return {"kind": "below", "hours": h0}
     if cer == c0:
         return {"kind": "within", "hours": h0}
-    for (h1, c1), (h2, c2) in zip(pts, pts[1:]):
+    for (h1, c1), (h2, c2) in zip(pts, pts[1:], strict=False):
         if c2 <= cer < c1:
             t = (c1 - cer) / (c1 - c2)
             return {"kind": "within", "hours": math.exp(math.log(h1) + t * (math.log(h2) - math.log(h1)))}
@@ -219,9 +219,9 @@ def markdown(exp, rows, ratio_rows, forget, per_run, facts, rule, target, helper
              "charged to the runs built on it. A run whose steps equal the cap was stopped by "
              "the cap, not by early stopping (marked *).", "",
              f"## {target} test results (mean over seeds)", "",
-             f"CER with a 95% interval (bootstrap over seeds and test utterances), toned-pinyin "
-             f"syllable error rate, the share of test characters never seen in that point's "
-             f"training text, helper WER on the helpers' test sets. Rates in %.", ""]
+             "CER with a 95% interval (bootstrap over seeds and test utterances), toned-pinyin "
+             "syllable error rate, the share of test characters never seen in that point's "
+             "training text, helper WER on the helpers' test sets. Rates in %.", ""]
     header = ["strategy", "hours", "CER", "95% CI", "pinyin SER", "unseen chars",
               *[f"{h} WER" for h in helpers], "stopped at step", "train s"]
     lines += _table(header, [[r["strategy"], f"{r['hours']:g}", _pct(r["cer"]),

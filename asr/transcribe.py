@@ -180,7 +180,7 @@ class Transcriber:
             emitted += 1
 
     def _run_pool(self, pool, state, lang, progress) -> None:
-        # Sort by length so each batch pads little; a stable sort keeps a file's segments in order.
+        # Sort by length so each batch pads little; _finish puts a file's segments back in time order.
         pool = sorted(pool, key=lambda x: len(x[1].samples))
         batch: list = []
         for item in pool:

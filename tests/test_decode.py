@@ -143,3 +143,17 @@ def test_decoder_errors(tmp_path):
         BeamSearchDecoder(tok, DecodeConfig(beam_size=4, lm_path=str(bad)))
     with pytest.raises(ValueError, match=r"\(T, "):
         BeamSearchDecoder(tok, DecodeConfig(beam_size=4)).decode(torch.zeros(3, 2))
+
+
+def test_piece_lm_keeps_the_vocabulary_open(tmp_path):
+    tok = train_tokenizer(DE_TEXT, "de", vocab_size=25)
+    build_lm(DE_TEXT, tok, tmp_path / "words.arpa", order=3)
+    summary = build_lm(DE_TEXT, tok, tmp_path / "pieces.arpa", order=4, unit="token")
+    assert summary["unit"] == "token"
+    lp = emissions(tok, "der hund ist grau rot")  # "grau rot" never follows in the LM text
+    word = BeamSearchDecoder(tok, DecodeConfig(beam_size=8, lm_path=str(tmp_path / "words.arpa")))
+    piece = BeamSearchDecoder(tok, DecodeConfig(beam_size=8, lm_path=str(tmp_path / "pieces.arpa")))
+    assert tok.decode(piece.decode(lp).ids) == "der hund ist grau rot"
+    oov = emissions(tok, "der hund ist gros")  # "gros" is no LM word: only pieces can spell it
+    assert "gros" not in tok.decode(word.decode(oov).ids).split()
+    assert tok.decode(piece.decode(oov).ids) == "der hund ist gros"

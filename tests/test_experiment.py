@@ -9,8 +9,14 @@ from cvfake import make_release
 
 import asr.train
 from asr.config import ConfigError
-from asr.experiment import (EXPERIMENT_DIR, load_experiment_config, plan_jobs,
-                            prepare_experiment_data, run_experiment, shuffled_records)
+from asr.experiment import (
+    EXPERIMENT_DIR,
+    load_experiment_config,
+    plan_jobs,
+    run_config,
+    run_experiment,
+)
+from asr.experiment_data import prepare_experiment_data, shuffled_records
 from asr.report import efficiency, equivalent_hours, pooled_interval
 
 # 24 train clips of 0.4-1.0 s per language: 0.0047 h. Two points: about a third and all of it.
@@ -40,11 +46,11 @@ def write_config(path, release, strategies=("target_only", "progressive"), **bud
     return path
 
 
-def run(config_path, out, overrides=()):
+def run(config_path, out, overrides=(), **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tokenizer vocabularies clamped on a toy corpus
         return run_experiment(load_experiment_config(config_path, list(overrides)), out,
-                              device="cpu", progress=False)
+                              device="cpu", progress=False, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +123,15 @@ def test_changed_config_never_reuses_a_stale_result(finished, capsys):
     assert capsys.readouterr().out.count("finished earlier") == 1 + 2
 
 
+def test_parallel_runs_match_sequential_ones(finished, tmp_path):
+    cfg, _, report = finished
+    parallel = run(cfg, tmp_path / "par", workers=2, threads=1)
+    assert ([(r["strategy"], r["target_hours"], r["cer"], r["steps"]) for r in parallel["runs"]]
+            == [(r["strategy"], r["target_hours"], r["cer"], r["steps"]) for r in report["runs"]])
+    assert all((tmp_path / "par" / "runs" / r["run_dir"].split("/runs/")[1] / "train.log").exists()
+               for r in parallel["runs"])
+
+
 def test_interrupted_sweep_resumes(release, tmp_path, monkeypatch):
     cfg = write_config(tmp_path / "exp.yaml", release, strategies=("target_only",),
                        max_steps=6, patience=5)
@@ -146,7 +161,7 @@ def test_joint_shuffled_data_breaks_pairs_but_keeps_audio(release, tmp_path):
                                               strategies=("joint", "joint_shuffled")))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prepare_experiment_data(cfg, tmp_path / "out")
+        prepare_experiment_data(cfg, tmp_path / "out", run_config(cfg, "joint", 0).features)
     jobs = plan_jobs(cfg, tmp_path / "out")
     shuffled = next(j for j in jobs if j.strategy == "joint_shuffled")
     joint = next(j for j in jobs if j.strategy == "joint" and j.hours == shuffled.hours)

@@ -20,6 +20,10 @@ LOCALES = ["es", "zh-CN"]
 # (empty or garbage output); a constant output (the most frequent training sentence) ~0.8.
 CER_BOUND = 0.5
 
+# CTC from scratch emits only blanks for the first ~1000 updates on a corpus this small, so the
+# test needs ~2500 updates: about 10 CPU minutes. It runs in `make test-all`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def synth_data(tmp_path_factory):
@@ -28,8 +32,8 @@ def synth_data(tmp_path_factory):
     from data_prep.manifest import prepare_manifests
 
     root = tmp_path_factory.mktemp("learn")
-    synth.synthesize_corpus(root / "cv", locales=LOCALES, hours={"es": 0.12, "zh-CN": 0.12},
-                            eval_hours=0.02, seed=0, workers=2, zh_inventory_size=60,
+    synth.synthesize_corpus(root / "cv", locales=LOCALES, hours={"es": 0.1, "zh-CN": 0.1},
+                            eval_hours=0.02, seed=0, workers=1, zh_inventory_size=150,
                             progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -51,11 +55,10 @@ def constant_output_cer(data_dir, locale) -> float:
 def test_training_learns_two_languages(synth_data):
     from asr.train import Trainer
 
-    torch.set_num_threads(2)
     cfg = load_run_config("default", [
-        "model.d_model=144", "model.layout=[0, 6, 0]", "model.dropout=0.05",
-        "train.max_steps=600", "train.warmup_steps=100", "train.lr=3e-3",
-        "train.valid_every=150", "data.batch_frames=12000", "train.precision=bf16"])
+        "model.d_model=144", "model.layout=[0, 4, 0]", "train.max_steps=2500",
+        "train.warmup_steps=200", "train.lr=5e-3", "train.valid_every=250",
+        "data.batch_frames=1500", "train.precision=bf16"])
     data = synth_data / "data"
     summary = Trainer(cfg, data, LOCALES, synth_data / "run", progress=False).fit()
     model, pkg = load_package_model(synth_data / "run")
