@@ -2,7 +2,7 @@
 
 Usage:
     python scripts/demo.py [--corpus corpora/cv-synth-demo] [--out exp/transfer_demo]
-                           [--config transfer_demo] [--clips 2]
+                           [--config transfer_demo] [--jobs 2] [--clips 2]
     (or simply `make demo`, which installs first)
 
 Steps (each skipped when its outputs are already there and up to date):
@@ -35,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--corpus", default="corpora/cv-synth-demo", help="where the synthetic release goes")
     p.add_argument("--out", default="exp/transfer_demo", help="experiment directory")
     p.add_argument("--config", default="transfer_demo", help="experiment config (name or path)")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="runs trained at once, one thread each (the number of CPU cores)")
     p.add_argument("--clips", type=int, default=2, help="test clips transcribed per language")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an experiment value (repeatable)")
@@ -84,7 +86,7 @@ def untrained_cer(run: dict) -> float:
 def main(argv=None) -> None:
     args = parse_args(argv)
     t0 = time.perf_counter()
-    argv = ["experiment", "--config", args.config, "--out", args.out,
+    argv = ["experiment", "--config", args.config, "--out", args.out, "--jobs", str(args.jobs),
             "--set", f"corpus.root={args.corpus}"]
     for item in args.overrides:
         argv += ["--set", item]
