@@ -162,6 +162,7 @@ class TrainConfig:
     valid_every: int = 250  # steps between validations
     select_metric: str = "mean_cer"  # mean_cer, mean_wer, or <locale>_cer / <locale>_wer
     patience: int = 0  # validations without improvement before stopping; 0 never stops early
+    min_steps: int = 0  # no early stop before this many updates (CTC's initial blank plateau)
     keep_checkpoints: int = 3  # last N validation checkpoints kept (and averaged at the end)
     log_every: int = 20
     max_bad_steps: int = 20  # consecutive non-finite losses before training aborts

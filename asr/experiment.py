@@ -125,10 +125,13 @@ class BudgetSpec:
     max_steps: int  # cap on optimizer updates
     valid_every: int  # updates between validations on the dev set
     patience: int  # validations without improvement of the selection metric before stopping
+    min_steps: int = 0  # updates before early stopping may act (CTC's initial blank plateau)
 
     def __post_init__(self):
         if min(self.max_steps, self.valid_every, self.patience) < 1:
             raise ValueError("budget.max_steps, valid_every and patience must be >= 1")
+        if not 0 <= self.min_steps <= self.max_steps:
+            raise ValueError("budget.min_steps must lie between 0 and budget.max_steps")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +174,7 @@ def run_config(exp: ExperimentConfig, strategy: str, seed: int) -> RunConfig:
     metric = "mean_cer" if strategy == "pretrain" else f"{exp.target.locale}_cer"
     overrides = [*exp.run.overrides, f"train.seed={seed}", f"train.max_steps={b.max_steps}",
                  f"train.valid_every={b.valid_every}", f"train.patience={b.patience}",
+                 f"train.min_steps={b.min_steps}",
                  f"train.select_metric={metric}"]
     if strategy == "progressive_nolateral":
         overrides.append("progressive.adapter_blocks=[]")
@@ -179,11 +183,16 @@ def run_config(exp: ExperimentConfig, strategy: str, seed: int) -> RunConfig:
 
 def budget_rule(exp: ExperimentConfig) -> str:
     b = exp.budget
-    return (f"Every run, the helpers' pretraining included, trains until its selection metric "
-            f"({exp.target.locale} dev CER; the helpers' mean dev CER for the pretraining) has not "
-            f"improved for {b.patience} validations {b.valid_every} updates apart, or until "
-            f"{b.max_steps} updates, whichever comes first; the best validated checkpoint (or the "
-            f"average of the last ones, if better on dev) is scored.")
+    least = f"at least {b.min_steps} updates and then " if b.min_steps else ""
+    return (f"Every run, the helpers' pretraining included, trains {least}until its selection "
+            f"metric ({exp.target.locale} dev CER, on speakers absent from training; the helpers' "
+            f"mean dev CER for the pretraining) has not improved for {b.patience} validations "
+            f"{b.valid_every} updates apart, or until {b.max_steps} updates, whichever comes "
+            "first, with the same learning-rate schedule; the best validated checkpoint (or the "
+            "average of the last ones, if better on dev) is scored. Why this is fair: each "
+            "strategy trains for as long as it still improves on the same held-out dev set, "
+            "checked equally often, so none is cut short by a budget tuned to another, and the "
+            "cap is one number for all.")
 
 
 def code_versions() -> dict[str, str]:
@@ -384,21 +393,22 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
             print(f"[{number[id(job)]}/{len(jobs)}] {job.label}: finished earlier "
                   f"({job.run_dir.name})", flush=True)
     pending = [j for j in jobs if id(j) not in results]
-    t_start, finished_here = time.perf_counter(), 0
+    began: dict[int, float] = {}
+    durations: list[float] = []  # wall seconds of the runs finished in this call
 
     def started(job: Job) -> None:
-        left = len(pending) + len(running)
+        began[id(job)] = time.perf_counter()
         eta = ""
-        if finished_here:
-            per_run = (time.perf_counter() - t_start) / finished_here
-            eta = f", ETA {_eta(per_run * left)}"
+        if durations:  # the mean run so far, for what is left, shared among the workers
+            left = len(pending) + len(running) + 1
+            eta = f", ETA {_eta(sum(durations) / len(durations) * left / max(1, workers))}"
         state = "resuming" if (job.run_dir / "train_state.safetensors").exists() else "training"
         print(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {state} in {job.run_dir}{eta}",
               flush=True)
 
     def ended(job: Job, r: dict) -> None:
-        nonlocal finished_here
-        results[id(job)], finished_here = r, finished_here + 1
+        results[id(job)] = r
+        durations.append(time.perf_counter() - began[id(job)])
         score = (f"{target} test CER {100 * r['test'][target]['cer']:.1f}%" if target in r["test"]
                  else "helpers' mean test WER "
                  f"{100 * sum(t['wer'] for t in r['test'].values()) / len(r['test']):.1f}%")

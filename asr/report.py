@@ -124,13 +124,22 @@ def aggregate(results: list[dict], target: str, helpers: list[str]) -> list[dict
 
 
 def ratios(rows: list[dict]) -> list[dict]:
-    """Data-efficiency ratio of every non-baseline (strategy, hours) against the baseline curve."""
+    """Data-efficiency ratio of every non-baseline (strategy, hours) against the baseline curve,
+    and whether its CER interval lies clearly below the baseline's at the same hours."""
     curve = [(r["actual_hours"], r["cer"]) for r in rows if r["strategy"] == BASELINE]
     if not curve:
         return []
-    return [{"strategy": r["strategy"], "hours": r["hours"], "cer": r["cer"]}
-            | efficiency(curve, r["actual_hours"], r["cer"])
-            for r in rows if r["strategy"] != BASELINE]
+    base = {r["hours"]: r for r in rows if r["strategy"] == BASELINE}
+    out = []
+    for r in rows:
+        if r["strategy"] == BASELINE:
+            continue
+        b = base.get(r["hours"])
+        out.append({"strategy": r["strategy"], "hours": r["hours"], "cer": r["cer"],
+                    "clearly_better": None if b is None else r["cer_hi"] < b["cer_lo"],
+                    "clearly_worse": None if b is None else r["cer_lo"] > b["cer_hi"]}
+                   | efficiency(curve, r["actual_hours"], r["cer"]))
+    return out
 
 
 def forgetting(results: list[dict], helpers: list[str]) -> list[dict]:
@@ -191,24 +200,29 @@ def run_rows(results: list[dict], target: str, helpers: list[str]) -> list[dict]
 
 
 def headline(ratio_rows: list[dict], target: str) -> str:
-    """One plain sentence for the top of results.md."""
+    """One plain sentence (two, when the intervals call for caution) for the top of results.md."""
     within = [r for r in ratio_rows if r["kind"] == "within"]
+    above = [r for r in ratio_rows if r["kind"] == "above"]
     if within:
         best = max(within, key=lambda r: r["ratio"])
-        return (f"With the helper languages ({best['strategy']}), {best['hours']:g} h of {target} "
+        text = (f"With the helper languages ({best['strategy']}), {best['hours']:g} h of {target} "
                 f"reach the CER ({100 * best['cer']:.1f}%) that {best['equivalent_hours']:.3g} h of "
                 f"{target} alone reach: a data-efficiency ratio of {best['ratio']:.2f}x.")
-    above = [r for r in ratio_rows if r["kind"] == "above"]
-    if above:
+    elif above:
         best = max(above, key=lambda r: r["ratio"])
-        return (f"With the helper languages ({best['strategy']}), {best['hours']:g} h of {target} "
+        text = (f"With the helper languages ({best['strategy']}), {best['hours']:g} h of {target} "
                 f"beat target-only training at every amount measured (up to "
                 f"{best['equivalent_hours']:.3g} h): a ratio of at least {best['ratio']:.2f}x "
                 "(the target-only curve would have to be extended to say more).")
-    if ratio_rows:
+    elif ratio_rows:
         return (f"No strategy with helper languages reached the CER of target-only training at "
                 f"its fewest hours: no data-efficiency gain was measured for {target}.")
-    return "No target-only runs: no data-efficiency ratio can be computed."
+    else:
+        return "No target-only runs: no data-efficiency ratio can be computed."
+    if best["clearly_better"] is False:
+        text += (f" Caution: its 95% interval overlaps target-only's at {best['hours']:g} h, so "
+                 "this difference is within the noise of this test set and these seeds.")
+    return text
 
 
 def markdown(exp, rows, ratio_rows, forget, per_run, facts, rule, target, helpers) -> str:
@@ -232,12 +246,18 @@ def markdown(exp, rows, ratio_rows, forget, per_run, facts, rule, target, helper
                               f"{r['train_seconds']:.0f}"] for r in rows])
     lines += ["", "## Data-efficiency ratio", "",
               f"Hours of {target}-only data that reach the same CER, interpolated in log-hours on "
-              "the target-only curve; outside its range only a bound is given.", ""]
-    lines += _table(["strategy", "hours", "CER", f"equivalent {target}-only hours", "ratio"],
+              "the target-only curve (seed means); outside its range only a bound is given. The "
+              "last column says whether the 95% CER intervals of the strategy and of target-only "
+              "at the same hours are apart or overlap.", ""]
+    lines += _table(["strategy", "hours", "CER", f"equivalent {target}-only hours", "ratio",
+                     "vs target-only at the same hours"],
                     [[r["strategy"], f"{r['hours']:g}", _pct(r["cer"]),
                       (f"{r['equivalent_hours']:.3g}" if r["kind"] == "within" else
                        f"> {r['equivalent_hours']:.3g}" if r["kind"] == "above"
-                       else f"< {r['equivalent_hours']:.3g}"), r["label"]] for r in ratio_rows])
+                       else f"< {r['equivalent_hours']:.3g}"), r["label"],
+                      "-" if r["clearly_better"] is None else "better (intervals apart)"
+                      if r["clearly_better"] else "worse (intervals apart)" if r["clearly_worse"]
+                      else "intervals overlap"] for r in ratio_rows])
     lines += ["", "## Forgetting: helper WER before and after adding " + target, "",
               "Before: the helpers' pretrained model of the same seed. After: the run's model. "
               "finetune and progressive start from that model; joint runs are trained from "

@@ -309,7 +309,8 @@ class Trainer:
                 os.replace(self.out / ".best.tmp", self.out / "model.safetensors")
             self._save_state()
         patience = self.cfg.train.patience
-        return bool(patience and self.bad_validations >= patience)
+        return bool(patience and self.bad_validations >= patience
+                    and self.step >= self.cfg.train.min_steps)
 
     def _save_model(self, path: Path, state: dict | None = None) -> None:
         save_model(path, self.model, self.cfg, self.tokenizers, self.stats, state=state,

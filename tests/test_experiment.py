@@ -177,6 +177,16 @@ def test_joint_shuffled_data_breaks_pairs_but_keeps_audio(release, tmp_path):
     assert rows(joint, "zh-CN") == rows(shuffled, "zh-CN")  # the target is untouched
 
 
+def test_no_early_stop_before_min_steps(fake_data, tmp_path):
+    from asr.config import load_run_config
+    from asr.train import Trainer
+
+    cfg = load_run_config("tiny", ["train.max_steps=12", "train.valid_every=2", "train.patience=1",
+                                   "train.min_steps=10", "train.lr=1e-9"])  # no improvement
+    summary = Trainer(cfg, fake_data, ["zh-CN"], tmp_path / "run", progress=False).fit()
+    assert summary["stopped_early"] and summary["steps"] == 10
+
+
 def test_shuffle_stays_among_similar_durations():
     recs = [{"id": f"u{i}", "duration": float(i), "text": f"t{i}", "norm_text": f"t{i}"}
             for i in range(40)]
