@@ -301,7 +301,7 @@ class Trainer:
             self._save_model(path)
             self.checkpoints = [*self.checkpoints, str(path)]
             for old in self.checkpoints[:-self.cfg.train.keep_checkpoints]:
-                if Path(old).exists() and Path(old) != self.out / "best.safetensors":
+                if Path(old).exists():
                     os.unlink(old)
             self.checkpoints = self.checkpoints[-self.cfg.train.keep_checkpoints:]
             if improved:
