@@ -300,6 +300,7 @@ def markdown(exp, rows, ratio_rows, forget, per_run, facts, rule, target, helper
 def plot(rows: list[dict], path: Path, target: str) -> None:
     """CER (%) against target hours, log x, one line per strategy with its interval band."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -313,6 +314,11 @@ def plot(rows: list[dict], path: Path, target: str) -> None:
         ax.fill_between(x, [100 * r["cer_lo"] for r in pts], [100 * r["cer_hi"] for r in pts],
                         color=line.get_color(), alpha=0.15)
     ax.set_xscale("log")
+    first = min({r["strategy"] for r in rows}, key=lambda s: _order(s, None))
+    # ticks where the points sit (the hours a subset holds), labelled with the hours asked for
+    ticks = dict(sorted((r["actual_hours"], r["hours"]) for r in rows if r["strategy"] == first))
+    ax.set_xticks(list(ticks), [f"{h:g}" for h in ticks.values()])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel(f"{target} training hours (log scale)")
     ax.set_ylabel(f"{target} test CER (%)")
     ax.set_title(f"{target} CER against hours of {target} data (95% intervals)")
