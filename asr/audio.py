@@ -19,22 +19,66 @@ class AudioError(Exception):
         super().__init__(f"{self.path}: {reason}")
 
 
-def _check_file(path: str | os.PathLike) -> None:
+def _check_file(path: str | os.PathLike) -> bytes:
+    """Raise AudioError unless `path` is a non-empty file this process may read; returns its
+    first bytes (to say what a file that does not decode looks like)."""
     if not os.path.exists(path):
         raise AudioError(path, "no such file")
     if os.path.isdir(path):
         raise AudioError(path, "is a directory, not an audio file")
-    if os.path.getsize(path) == 0:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except PermissionError:
+        raise AudioError(path, "permission denied: the file cannot be opened for reading") from None
+    except OSError as e:
+        raise AudioError(path, f"cannot open the file ({e.strerror})") from None
+    if not head:
         raise AudioError(path, "empty file (0 bytes)")
+    return head
+
+
+def _undecodable(path: str | os.PathLike, head: bytes, error: Exception) -> AudioError:
+    """The AudioError for a file libsndfile will not open, saying what the file looks like."""
+    if _looks_like_text(head):
+        return AudioError(path, "a text file, not audio")
+    detail = str(error).rpartition("': ")[2].strip() or str(error)
+    if "does not exist" in detail:  # libsndfile's words for any format it cannot recognise
+        detail = "no audio format recognised"
+    return AudioError(path, f"not a readable audio file: unknown format, or corrupt or truncated "
+                            f"data ({detail})")
+
+
+def _looks_like_text(head: bytes) -> bool:
+    for cut in range(4):  # the 64 bytes may end inside a multi-byte character
+        try:
+            text = head[:len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return all(c.isprintable() or c.isspace() for c in text)
+    return False
+
+
+def check_complete(path: str | os.PathLike, decoded: int, declared: int, sample_rate: int) -> None:
+    """Raise AudioError when fewer frames decoded than the header declares (a truncated MP3).
+
+    A 50 ms or 1% shortfall is tolerated; formats whose length is unknown are not checked.
+    """
+    if not 0 < declared < 2**62:
+        return
+    if declared - decoded > max(sample_rate // 20, declared // 100):
+        raise AudioError(path, f"truncated or damaged: the header declares "
+                               f"{declared / sample_rate:.2f} s, only {decoded / sample_rate:.2f} s "
+                               "decode")
 
 
 def audio_info(path: str | os.PathLike) -> tuple[float, int]:
     """(duration in seconds, sample rate) from the file header, without decoding the samples."""
-    _check_file(path)
+    head = _check_file(path)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as e:
-        raise AudioError(path, f"cannot read audio header ({e})") from None
+        raise _undecodable(path, head, e) from None
     if info.samplerate <= 0 or info.frames < 0:
         raise AudioError(path, "audio header has no valid sample rate or length")
     return info.frames / info.samplerate, info.samplerate
@@ -58,14 +102,29 @@ def load_audio(
     sample_rate: int = SAMPLE_RATE,
     start_seconds: float = 0.0,
     duration_seconds: float | None = None,
+    max_seconds: float | None = None,
 ) -> np.ndarray:
-    """Decode `path` (or a window of it) to a mono float32 waveform (N,) at `sample_rate`."""
-    _check_file(path)
+    """Decode `path` (or a window of it) to a mono float32 waveform (N,) at `sample_rate`.
+
+    Audio longer than `max_seconds` is refused before any of it is decoded.
+    """
+    head = _check_file(path)
     try:
-        with sf.SoundFile(str(path)) as f:
+        f = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise _undecodable(path, head, e) from None
+    try:
+        with f:
             sr = f.samplerate
-            if start_seconds:
-                f.seek(int(start_seconds * sr))
+            start = int(start_seconds * sr)
+            declared = f.frames - start  # frames the header promises from `start` on
+            if duration_seconds is not None:
+                declared = min(declared, int(round(duration_seconds * sr)))
+            if max_seconds is not None and declared > max_seconds * sr:
+                raise AudioError(path, f"{declared / sr:.0f} s long, over the {max_seconds:g} s "
+                                       "one utterance may last (split it, or use `asr transcribe`)")
+            if start:
+                f.seek(start)
             frames = -1 if duration_seconds is None else int(round(duration_seconds * sr))
             samples = f.read(frames, dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError) as e:
@@ -73,6 +132,7 @@ def load_audio(
     samples = to_mono(samples)
     if samples.size == 0:
         raise AudioError(path, "no audio samples")
+    check_complete(path, len(samples), declared, sr)
     if not np.all(np.isfinite(samples)):
         raise AudioError(path, "audio contains NaN or infinite samples")
     return np.ascontiguousarray(resample(samples, sr, sample_rate), dtype=np.float32)

@@ -1,8 +1,8 @@
 """Model files and training state as safetensors plus JSON metadata: loading never unpickles.
 
 A package is one `.safetensors` file. Its header metadata holds JSON values (the full run
-config, the languages, normalisation statistics) and a SHA-256 of all tensor bytes, so a
-truncated or altered file is refused with a message naming it. Tokenizers ride along as
+config, the languages, normalisation statistics), a SHA-256 of all tensor bytes and one of
+that metadata, so a truncated or altered file is refused with a message naming it. Tokenizers ride along as
 uint8 tensors, so a model file needs no sidecar files.
 """
 
@@ -37,12 +37,19 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _meta_digest(header: dict[str, str]) -> str:
+    """SHA-256 of the metadata strings (config, statistics...) other than the digests."""
+    plain = {k: v for k, v in header.items() if k not in ("sha256", "meta_sha256")}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
+
+
 def save_package(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     """Write tensors and JSON-able `meta` atomically to one safetensors file."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     header = {k: json.dumps(v, ensure_ascii=False) for k, v in meta.items()}
     header["format"] = FORMAT
     header["sha256"] = _digest(tensors)
+    header["meta_sha256"] = _meta_digest(header)
     write_bytes(path, st_save(tensors, metadata=header))
 
 
@@ -65,9 +72,15 @@ def load_package(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise CheckpointError(f"{path}: not a valid safetensors file (truncated or damaged?): {e}") from None
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a polyglot-asr file (format {header.get('format')!r})")
-    if header.get("sha256") != _digest(tensors):
+    # files written before meta_sha256 existed carry the tensor digest only
+    if header.get("sha256") != _digest(tensors) or (
+            "meta_sha256" in header and header["meta_sha256"] != _meta_digest(header)):
         raise CheckpointError(f"{path}: checksum mismatch: the file was altered or damaged")
-    meta = {k: json.loads(v) for k, v in header.items() if k not in ("format", "sha256")}
+    try:
+        meta = {k: json.loads(v) for k, v in header.items()
+                if k not in ("format", "sha256", "meta_sha256")}
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable metadata ({e})") from None
     return tensors, meta
 
 
@@ -78,7 +91,10 @@ def _header(data: bytes) -> dict:
     n = int.from_bytes(data[:8], "little")
     if n > len(data) - 8:
         raise ValueError("header length beyond the end of the file")
-    return json.loads(data[8 : 8 + n]).get("__metadata__", {}) or {}
+    meta = json.loads(data[8 : 8 + n]).get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("__metadata__ is not a mapping")
+    return meta
 
 
 def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

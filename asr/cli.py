@@ -97,7 +97,11 @@ def add_prepare(sub) -> None:
                    help="training pool: train.tsv, or validated.tsv minus dev/test "
                    "speakers, clips and sentences")
     p.add_argument("--vocab-size", type=int, default=256,
-                   help="subword vocabulary size for alphabetic languages")
+                   help="subword vocabulary size with --units unigram or bpe")
+    p.add_argument("--units", choices=("char", "unigram", "bpe"), default="char",
+                   help="output units of alphabetic languages: characters (measured to leave "
+                   "CTC's all-blank plateau several times sooner on a few hours of speech), or "
+                   "sentencepiece subwords (for tens of hours and more)")
     p.add_argument("--zh-units", choices=("char", "pinyin"), default="char",
                    help="zh-CN output units: characters, or toned pinyin syllables")
     p.add_argument("--workers", type=int, default=2, help="feature-extraction processes")
@@ -124,6 +128,7 @@ def run_prepare(args) -> int:
         locales=locales,
         vocab_size=args.vocab_size,
         zh_units=args.zh_units,
+        units=args.units,
         workers=args.workers,
         features=not args.no_features,
     )
@@ -270,9 +275,7 @@ def run_transcribe(args) -> int:
     from asr.package import load_package_model
     from asr.transcribe import Failure, Transcriber, collect_audio_files, format_transcript
 
-    files = collect_audio_files(args.inputs)
-    if not files:
-        raise FileNotFoundError(f"no audio files in {', '.join(args.inputs)}")
+    files = collect_audio_files(args.inputs)  # a folder without audio is reported as a failure
     if args.out is None and len(files) > 1 and args.format in ("srt", "vtt"):
         raise ValueError(f"--format {args.format} for {len(files)} files needs --out DIR")
     cfg = _decode_config(args)
@@ -329,7 +332,8 @@ def add_evaluate(sub) -> None:
         help="score a model on a prepared split: WER/CER with 95%% intervals per language",
         description="Decode data/<locale>/<split>.jsonl (features from the cache when present) "
         "and report per language WER and CER (jiwer, normalised text) with bootstrap 95%% "
-        "intervals, S/D/I counts, hours and the worst utterances, as Markdown and JSON.")
+        "intervals, S/D/I counts, hours, language-ID accuracy (multilingual models) and the "
+        "worst utterances, as Markdown and JSON.")
     p.add_argument("--model", required=True, type=Path, help="run directory or model.safetensors")
     p.add_argument("--data", default=Path("data"), type=Path, help="prepared data directory")
     p.add_argument("--split", default="test", help="split to score: train, dev or test")
@@ -390,14 +394,24 @@ def run_lm(args) -> int:
     from asr.fileio import read_jsonl
     from asr.lm import ArpaModel, build_lm, lm_units
     from asr.prepare import tokenizer_path
-    from asr.text import normalize_text
+    from asr.text import check_locale, normalize_text
     from asr.tokenizer import Tokenizer
 
-    tok = Tokenizer.load(tokenizer_path(args.data, args.locale))
+    tok = Tokenizer.load(tokenizer_path(args.data, check_locale(args.locale)))
     texts = [r["norm_text"] for r in read_jsonl(args.data / args.locale / f"{args.split}.jsonl")]
     for path in args.text:
-        with open(path, encoding="utf-8") as f:
-            texts += [normalize_text(line, args.locale) for line in f if line.strip()]
+        undecodable = 0
+        with open(path, "rb") as f:
+            for raw in f:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    undecodable += 1
+                    continue
+                if line.strip():
+                    texts.append(normalize_text(line, args.locale))
+        if undecodable:
+            print(f"{path}: skipped {undecodable} line(s) that are not UTF-8", file=sys.stderr)
     summary = build_lm(texts, tok, args.out, order=args.order, unit=args.unit)
     print(f"{args.out}: {summary['order']}-gram {summary['unit']} LM from {summary['sentences']} "
           f"sentences, {summary['vocab']} symbols, n-grams per order {summary['ngrams']}")
@@ -488,7 +502,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, CheckpointError, AudioError, FileNotFoundError, ValueError) as e:
+    # OSError: a missing or unreadable input, a full disk; ValueError: bad data or arguments
+    except (ConfigError, CheckpointError, AudioError, OSError, ValueError) as e:
         if os.environ.get("ASR_DEBUG"):
             raise
         print(f"asr {args.command}: error: {e}  (ASR_DEBUG=1 shows a traceback)", file=sys.stderr)

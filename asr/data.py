@@ -15,6 +15,7 @@ import torch
 from asr.feature_cache import FeatureCache
 from asr.features import FeatureStats
 from asr.fileio import read_jsonl
+from asr.model.encoder import MIN_INPUT_FRAMES
 from asr.tokenizer import Tokenizer
 
 
@@ -37,10 +38,12 @@ class LanguageData:
         self.locale = locale
         self.cache = FeatureCache.open(cache_dir)
         self.records = []
-        self.skipped = {"not_in_cache": 0, "too_long": 0, "empty_target": 0}
+        self.skipped = {"not_in_cache": 0, "too_long": 0, "too_short": 0, "empty_target": 0}
         for rec in read_jsonl(manifest_path):
             if rec["id"] not in self.cache:
                 self.skipped["not_in_cache"] += 1
+            elif self.cache.frames(rec["id"]) < MIN_INPUT_FRAMES:  # no output frame to align
+                self.skipped["too_short"] += 1
             elif max_utterance_seconds and rec["duration"] > max_utterance_seconds:
                 self.skipped["too_long"] += 1
             elif not rec["norm_text"]:

@@ -190,6 +190,11 @@ def decode_split(model, package, data_dir: str | Path, locale: str, split: str, 
     frames = np.array([cache.frames(r["id"]) if cache is not None and r["id"] in cache
                        else num_frames(int(r["duration"] * SAMPLE_RATE)) for r in records])
     rows, failed = {}, []
+    # Language ID: does the pooled LID head pick this locale? Only for models that can identify
+    # a language before knowing it (shared input blocks) and know more than one.
+    lid_index = (model.languages.index(locale)
+                 if len(model.languages) > 1 and not model.lid_needs_locale else None)
+    lid_correct = 0
     bar = tqdm(total=len(records), disable=not progress, desc=f"{locale} {split}", unit="utt")
     for batch in make_buckets(frames, batch_frames, 128):
         feats, keep = [], []
@@ -210,13 +215,16 @@ def decode_split(model, package, data_dir: str | Path, locale: str, split: str, 
         x = package.stats.normalize(torch.nn.utils.rnn.pad_sequence(feats, batch_first=True))
         x = x * (torch.arange(x.shape[1])[None, :, None] < lens[:, None, None])
         out = model(x.to(device), lens.to(device), locale=locale)
+        if lid_index is not None:
+            lid_correct += int((out["lid_logits"].argmax(dim=-1) == lid_index).sum())
         for i, hyp in zip(keep, decoder(out["log_probs"], out["out_lens"], locale), strict=True):
             r = records[i]
             rows[i] = {"id": r["id"], "reference": r["norm_text"], "duration": r["duration"],
                        "hypothesis": package.tokenizers[locale].decode(hyp.ids)}
     bar.close()
     return {"rows": [rows[i] for i in sorted(rows)], "failed": failed,
-            "feature_source": "cache" if cache is not None else "audio"}
+            "feature_source": "cache" if cache is not None else "audio",
+            "lid_accuracy": lid_correct / max(len(rows), 1) if lid_index is not None else None}
 
 
 def evaluate_model(model_path: str | Path, data_dir: str | Path, split: str = "test",
@@ -240,13 +248,14 @@ def evaluate_model(model_path: str | Path, data_dir: str | Path, split: str = "t
     report = {"model": str(resolve_model_path(model_path)), "data": str(data_dir), "split": split,
               "decode": {**decode.__dict__, "lm_path": None, "lm_paths": dict(lm_paths or {})},
               "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": seed, "unit": "utterance"},
-              "languages": {}}
+              "model_languages": list(model.languages), "languages": {}}
     for loc in locales:
         decoded = decode_split(model, package, data_dir, loc, split, decoder, torch.device(device),
                                progress=progress)
         lang = score_locale(loc, decoded["rows"], seed=seed)
         lang["failed"] = decoded["failed"]
         lang["feature_source"] = decoded["feature_source"]
+        lang["lid_accuracy"] = decoded["lid_accuracy"]
         report["languages"][loc] = lang
     return report
 
@@ -269,8 +278,8 @@ def format_report(report: dict) -> str:
              f"Model `{report['model']}`, data `{report['data']}`, decoding: {how}. "
              "Rates in %, 95% bootstrap intervals over utterances "
              f"({report['bootstrap']['resamples']} resamples, seed {report['bootstrap']['seed']}).",
-             "", "| language | utts | hours | WER | WER 95% CI | CER | CER 95% CI | S / D / I (primary) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "", "| language | utts | hours | WER | WER 95% CI | CER | CER 95% CI | S / D / I (primary) "
+             "| language ID |", "|---|---|---|---|---|---|---|---|---|"]
     for loc, r in report["languages"].items():
         p = r[r["primary_metric"]]
         wer = f"{100 * r['wer']['rate']:.1f}" + ("" if r["wer"]["meaningful"] else "*")
@@ -278,7 +287,11 @@ def format_report(report: dict) -> str:
             f"| {loc} | {r['utterances']} | {r['hours']:.3f} | {wer} | "
             f"{100 * r['wer']['ci95'][0]:.1f}-{100 * r['wer']['ci95'][1]:.1f} | {100 * r['cer']['rate']:.1f} | "
             f"{100 * r['cer']['ci95'][0]:.1f}-{100 * r['cer']['ci95'][1]:.1f} | "
-            f"{r['primary_metric'].upper()} {p['substitutions']} / {p['deletions']} / {p['insertions']} |")
+            f"{r['primary_metric'].upper()} {p['substitutions']} / {p['deletions']} / {p['insertions']} | "
+            + ("-" if r.get("lid_accuracy") is None else f"{100 * r['lid_accuracy']:.1f}") + " |")
+    if any(r.get("lid_accuracy") is not None for r in report["languages"].values()):
+        lines += ["", "Language ID: % of utterances whose pooled language-ID head picks the right "
+                  f"language among {len(report['model_languages'])} ({', '.join(report['model_languages'])})."]
     if any(not r["wer"]["meaningful"] for r in report["languages"].values()):
         lines += ["", "\\* WER is not meaningful for zh-CN (no word segmentation): judge it by CER."]
     for loc, r in report["languages"].items():

@@ -56,6 +56,7 @@ from asr.config import (
 )
 from asr.experiment_data import data_digest, point_dir, prepare_experiment_data
 from asr.fileio import write_json, write_jsonl, write_text
+from asr.workers import watch_parent
 
 EXPERIMENT_DIR = CONFIG_DIR / "experiments"
 EXPERIMENT_FORMAT = 1  # bump when a change to this file changes what a run computes
@@ -82,7 +83,8 @@ class CorpusSpec:
     root: str  # Common Voice release root (real or synthetic), relative to the working directory
     synth: SynthSpec | None = None  # None: a real release, never synthesised
     train_source: typing.Literal["train", "validated"] = "train"
-    vocab_size: int = 256  # subword vocabulary of the helper languages
+    units: typing.Literal["char", "unigram", "bpe"] = "char"  # output units of alphabetic languages
+    vocab_size: int = 256  # subword vocabulary of the helper languages (units unigram or bpe)
     zh_units: typing.Literal["char", "pinyin"] = "char"
     workers: int = 2  # feature-extraction processes
 
@@ -126,6 +128,10 @@ class BudgetSpec:
     valid_every: int  # updates between validations on the dev set
     patience: int  # validations without improvement of the selection metric before stopping
     min_steps: int = 0  # updates before early stopping may act (CTC's initial blank plateau)
+    # True: max_steps, valid_every and min_steps count updates per language trained, so a run
+    # on L languages (the helpers' pretraining, joint runs) gets L times as many, and each
+    # language's head gets about as many updates as the target's head in a target-only run.
+    per_language: bool = False
 
     def __post_init__(self):
         if min(self.max_steps, self.valid_every, self.patience) < 1:
@@ -172,9 +178,12 @@ def run_config(exp: ExperimentConfig, strategy: str, seed: int) -> RunConfig:
     """The run config of one run: base + overrides + seed + the budget rule."""
     b = exp.budget
     metric = "mean_cer" if strategy == "pretrain" else f"{exp.target.locale}_cer"
-    overrides = [*exp.run.overrides, f"train.seed={seed}", f"train.max_steps={b.max_steps}",
-                 f"train.valid_every={b.valid_every}", f"train.patience={b.patience}",
-                 f"train.min_steps={b.min_steps}",
+    helpers = len(exp.helpers.locales)
+    languages = {"pretrain": helpers, "joint": helpers + 1, "joint_shuffled": helpers + 1}
+    k = languages.get(strategy, 1) if b.per_language else 1
+    overrides = [*exp.run.overrides, f"train.seed={seed}", f"train.max_steps={k * b.max_steps}",
+                 f"train.valid_every={k * b.valid_every}", f"train.patience={b.patience}",
+                 f"train.min_steps={k * b.min_steps}",
                  f"train.select_metric={metric}"]
     if strategy == "progressive_nolateral":
         overrides.append("progressive.adapter_blocks=[]")
@@ -183,16 +192,21 @@ def run_config(exp: ExperimentConfig, strategy: str, seed: int) -> RunConfig:
 
 def budget_rule(exp: ExperimentConfig) -> str:
     b = exp.budget
-    least = f"at least {b.min_steps} updates and then " if b.min_steps else ""
+    per = " per language trained" if b.per_language else ""
+    least = f"at least {b.min_steps} updates{per} and then " if b.min_steps else ""
+    scaled = (" Counts are per language: a run on L languages (the helpers' pretraining, joint "
+              "runs) gets L times as many updates, so every language's output head gets about "
+              "as many updates as the Mandarin head of a target-only run."
+              if b.per_language else "")
     return (f"Every run, the helpers' pretraining included, trains {least}until its selection "
             f"metric ({exp.target.locale} dev CER, on speakers absent from training; the helpers' "
             f"mean dev CER for the pretraining) has not improved for {b.patience} validations "
-            f"{b.valid_every} updates apart, or until {b.max_steps} updates, whichever comes "
-            "first, with the same learning-rate schedule; the best validated checkpoint (or the "
-            "average of the last ones, if better on dev) is scored. Why this is fair: each "
-            "strategy trains for as long as it still improves on the same held-out dev set, "
-            "checked equally often, so none is cut short by a budget tuned to another, and the "
-            "cap is one number for all.")
+            f"{b.valid_every} updates{per} apart, or until {b.max_steps} updates{per}, whichever "
+            "comes first, with the same learning-rate schedule; the best validated checkpoint (or "
+            "the average of the last ones, if better on dev) is scored." + scaled + " Why this "
+            "is fair: each strategy trains for as long as it still improves on the same held-out "
+            "dev set, checked equally often, so none is cut short by a budget tuned to another, "
+            "and the cap is one number for all.")
 
 
 def code_versions() -> dict[str, str]:
@@ -278,7 +292,7 @@ def train_job(job: Job, device: str, progress: bool) -> None:
     out = job.run_dir
     if (out / "summary.json").exists():
         return
-    timing = json.loads((out / "timing.json").read_text()) if (out / "timing.json").exists() else {}
+    timing = _timing(out)
     init = job.pretrain.run_dir if job.strategy == "finetune" else None
     base = job.pretrain.run_dir if job.strategy.startswith("progressive") else None
     t0 = time.perf_counter()
@@ -286,9 +300,17 @@ def train_job(job: Job, device: str, progress: bool) -> None:
                       base=base, resume=(out / "train_state.safetensors").exists(), device=device,
                       progress=progress)
     trainer.fit()
-    write_json(out / "timing.json", {"train_seconds": timing.get("train_seconds", 0.0)
+    write_json(out / "timing.json", {"train_seconds": timing["train_seconds"]
                                      + time.perf_counter() - t0,
-                                     "sessions": timing.get("sessions", 0) + 1})
+                                     "sessions": timing["sessions"] + 1})
+
+
+def _timing(run_dir: Path) -> dict:
+    """Wall time of a run's earlier sessions; none recorded when a kill came between the
+    trainer's summary.json and timing.json (that session's time is then lost, not the run)."""
+    path = run_dir / "timing.json"
+    timing = json.loads(path.read_text()) if path.exists() else {}
+    return {"train_seconds": 0.0, "sessions": 0} | timing
 
 
 def score_job(job: Job, device: str) -> dict:
@@ -328,7 +350,7 @@ def finish_job(job: Job, device: str, facts: dict) -> dict:
     """Score a trained run and write its result.json (whose presence marks it finished)."""
     summary = json.loads((job.run_dir / "summary.json").read_text())
     described = json.loads((job.run_dir / "run.json").read_text())
-    timing = json.loads((job.run_dir / "timing.json").read_text())
+    timing = _timing(job.run_dir)
     point = ({} if job.hours is None
              else facts["points"].get(f"s{job.seed}/h{job.hours:g}", {}))
     result = {"key": job.key, "strategy": job.strategy, "seed": job.seed, "hours": job.hours,
@@ -342,10 +364,15 @@ def finish_job(job: Job, device: str, facts: dict) -> dict:
               "max_steps": job.cfg.train.max_steps, "run_dir": str(job.run_dir),
               "pretrain": str(job.pretrain.run_dir) if job.pretrain else None}
     write_json(job.run_dir / "result.json", result)
-    # a finished run needs only its model: drop the resume state and the averaged checkpoints
-    (job.run_dir / "train_state.safetensors").unlink(missing_ok=True)
-    shutil.rmtree(job.run_dir / "checkpoints", ignore_errors=True)
+    _tidy(job.run_dir)
     return result
+
+
+def _tidy(run_dir: Path) -> None:
+    """A finished run needs only its model: drop the resume state and the averaged
+    checkpoints (again after a kill that came between result.json and this)."""
+    (run_dir / "train_state.safetensors").unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
 
 
 def execute_job(job: Job, device: str, facts: dict, progress: bool = True, threads: int = 0,
@@ -390,6 +417,7 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
     for job in jobs:
         if (r := _finished(job)) is not None:
             results[id(job)] = r
+            _tidy(job.run_dir)
             print(f"[{number[id(job)]}/{len(jobs)}] {job.label}: finished earlier "
                   f"({job.run_dir.name})", flush=True)
     pending = [j for j in jobs if id(j) not in results]
@@ -431,7 +459,9 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
 
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    # a worker whose parent was killed exits instead of training on beside the rerun
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=watch_parent,
+                             initargs=(os.getpid(),)) as pool:
         while pending or running:
             for job in [j for j in pending if ready(j)][:workers - len(running)]:
                 pending.remove(job)

@@ -131,8 +131,8 @@ def prepare_experiment_data(exp: ExperimentConfig, root: Path, features: Feature
     hours = {loc: exp.helpers.hours for loc in helpers} if exp.helpers.hours is not None else {}
     prepare_manifests(corpus, helpers, hdir, hours=hours, seed=exp.helpers.seed,
                       train_source=c.train_source, progress=False)
-    prepare_data(hdir, helpers, vocab_size=c.vocab_size, zh_units=c.zh_units, workers=c.workers,
-                 feature_config=features, progress=False)
+    prepare_data(hdir, helpers, vocab_size=c.vocab_size, zh_units=c.zh_units, units=c.units,
+                 workers=c.workers, feature_config=features, progress=False)
     prepare_manifests(corpus, [tgt], pool, train_source=c.train_source, progress=False)
     for split in ("dev", "test"):
         build_cache(pool / tgt / f"{split}.jsonl", feature_dir(pool, tgt, split), config=features,
@@ -170,7 +170,7 @@ def prepare_experiment_data(exp: ExperimentConfig, root: Path, features: Feature
             for split in ("dev", "test"):
                 _link(pool / tgt / f"{split}.jsonl", point / tgt / f"{split}.jsonl")
                 _link(feature_dir(pool, tgt, split), feature_dir(point, tgt, split))
-            prepare_tokenizer(point, tgt, c.vocab_size, c.zh_units)
+            prepare_tokenizer(point, tgt, c.vocab_size, c.zh_units, c.units)
             build_cache(point / tgt / "train.jsonl", feature_dir(point, tgt, "train"),
                         config=features, workers=c.workers, progress=False)
             for loc in helpers:

@@ -20,7 +20,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import threading
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -32,15 +31,19 @@ import torch
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.features import FeatureConfig, FeatureStats, StatsAccumulator, log_mel, speed_perturb
 from asr.fileio import atomic_write, read_jsonl, write_json
+from asr.workers import watch_parent
 
 FORMAT_VERSION = 1
 INDEX = "index.json"
 DTYPE = np.float16  # 2 bytes a value: 80 mels x 100 frames/s -> 57.6 MB per hour of audio
 FEATURE_FIELDS = ("n_mels", "win_ms", "hop_ms", "speed_factors")  # those that change the values
 _READ_CHUNK = 1 << 24  # bytes per read while checksumming
+# Features are computed from the whole waveform at once (a 2-hour file would take GBs), and
+# Common Voice clips last 10 s at most: a longer file is long-form audio for `asr transcribe`.
+MAX_UTTERANCE_SECONDS = 300.0
 
 
-class FeatureCacheError(Exception):
+class FeatureCacheError(ValueError):
     """A cache directory that cannot be used; the message names it and says what to do."""
 
 
@@ -90,7 +93,7 @@ def _build_shard(task: dict) -> dict:
     with atomic_write(path, "wb") as f:
         for row in task["rows"]:
             try:
-                wav = load_audio(row["audio"])  # (N,) float32 at 16 kHz
+                wav = load_audio(row["audio"], max_seconds=MAX_UTTERANCE_SECONDS)  # (N,) at 16 kHz
             except AudioError as e:
                 skipped[row["id"]] = e.reason
                 continue
@@ -131,15 +134,8 @@ def _mp_context() -> multiprocessing.context.BaseContext:
 
 def _worker_init(parent_pid: int) -> None:
     torch.set_num_threads(1)  # one process per core; intra-op threads would oversubscribe
-    # A pool worker whose parent was killed (kill -9, OOM) would otherwise wait forever on its
-    # task queue; it exits instead. A shard it was writing is left as a .tmp the next build removes.
-    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
-
-
-def _exit_when_orphaned(parent_pid: int, poll_seconds: float = 1.0) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(poll_seconds)
-    os._exit(1)
+    # a shard an orphaned worker was writing is left as a .tmp the next build removes
+    watch_parent(parent_pid)
 
 
 def _reusable_sidecar(cache_dir: Path, name: str, key: str, ids: list[str], check_crc: bool) -> dict | None:
@@ -302,7 +298,8 @@ class FeatureCache:
 
     @classmethod
     def open(cls, cache_dir: str | os.PathLike) -> FeatureCache:
-        """Open a finished cache; shard sizes are checked, checksums only by verify()."""
+        """Open a finished cache; shard sizes are checked now, each shard's crc32 before its
+        first read (and all of them by verify())."""
         cache_dir = Path(cache_dir)
         path = cache_dir / INDEX
         if not path.exists():
@@ -312,16 +309,21 @@ class FeatureCache:
         try:
             with open(path, encoding="utf-8") as f:
                 index = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise FeatureCacheError(f"{path}: unreadable cache index ({e}); rebuild the cache") from None
-        if index.get("format") != FORMAT_VERSION:
-            raise FeatureCacheError(f"{path}: cache format {index.get('format')} is not "
-                                    f"{FORMAT_VERSION}; rebuild the cache")
-        for s in index["shards"]:
-            if not _size_ok(cache_dir / s["file"], s["bytes"]):
-                raise FeatureCacheError(f"{cache_dir / s['file']}: missing or not {s['bytes']} bytes; "
-                                        "rerun build_cache (or `asr prepare`) to recompute it")
-        return cls(cache_dir, index)
+            if index.get("format") != FORMAT_VERSION:
+                raise FeatureCacheError(f"{path}: cache format {index.get('format')} is not "
+                                        f"{FORMAT_VERSION}; rebuild the cache")
+            for s in index["shards"]:
+                if Path(s["file"]).name != s["file"] or not s["file"].startswith("shard-"):
+                    raise FeatureCacheError(f"{path}: shard {s['file']!r} is not a file of {cache_dir}")
+                if not _size_ok(cache_dir / s["file"], s["bytes"]):
+                    raise FeatureCacheError(f"{cache_dir / s['file']}: missing or not {s['bytes']} "
+                                            "bytes; rerun build_cache (or `asr prepare`) to recompute it")
+            return cls(cache_dir, index)
+        except FeatureCacheError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise FeatureCacheError(f"{path}: unreadable or malformed cache index ({e!r}); rebuild "
+                                    "the cache with `asr prepare` or build_cache()") from None
 
     def __len__(self) -> int:
         return len(self._where)
@@ -340,8 +342,14 @@ class FeatureCache:
         mm = self._maps.get(shard)
         if mm is None:
             s = self._shards[shard]
+            path = self.dir / s["file"]
+            # checksummed once per process before its first read: a damaged shard is an error
+            # naming it, never silently trained on
+            if _crc32(path) != s["crc32"]:
+                raise FeatureCacheError(f"{path}: checksum mismatch, the shard is damaged; rerun "
+                                        "`asr prepare` (or build_cache) to recompute it")
             rows = s["bytes"] // (self.n_mels * np.dtype(DTYPE).itemsize)
-            mm = np.memmap(self.dir / s["file"], dtype=DTYPE, mode="r", shape=(rows, self.n_mels))
+            mm = np.memmap(path, dtype=DTYPE, mode="r", shape=(rows, self.n_mels))
             self._maps[shard] = mm
         return mm
 

@@ -14,6 +14,7 @@ from asr.config import RunConfig, run_config_from_dict, run_config_to_dict
 from asr.features import FeatureStats
 from asr.model.multilingual import MultilingualCTC
 from asr.model.progressive import ProgressiveCTC
+from asr.text import check_locale
 from asr.tokenizer import Tokenizer
 
 MODEL_FILE = "model.safetensors"
@@ -70,6 +71,8 @@ def load_package_model(path: str | Path, device: str | torch.device = "cpu"
     tensors, meta = ckpt.load_package(path)
     try:
         cfg = run_config_from_dict(meta["config"])
+        for loc in meta["languages"]:
+            check_locale(loc)  # a locale names files and heads: never take one unchecked
         tokenizers = {loc: Tokenizer.from_bytes(tensors[f"tokenizer.{loc}"].numpy().tobytes())
                       for loc in meta["languages"]}
         stats = FeatureStats.from_dict(meta["feature_stats"])
@@ -83,7 +86,7 @@ def load_package_model(path: str | Path, device: str | torch.device = "cpu"
             raise ValueError(f"unknown architecture {architecture!r}")
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
                                if k.startswith("model.")})
-    except (KeyError, ValueError, RuntimeError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ckpt.CheckpointError(f"{path}: inconsistent model file ({e})") from None
     model.to(device).eval()
     return model, ModelPackage(cfg, tokenizers, stats, meta)

@@ -34,10 +34,12 @@ def feature_dir(data_dir: str | Path, locale: str, split: str) -> Path:
     return Path(data_dir) / locale / "feats" / split
 
 
-def prepare_tokenizer(data_dir: Path, locale: str, vocab_size: int, zh_units: str) -> Tokenizer:
-    """Train (or reuse) the tokenizer of `locale` on its training transcripts."""
+def prepare_tokenizer(data_dir: Path, locale: str, vocab_size: int, zh_units: str,
+                      units: str = "char") -> Tokenizer:
+    """Train (or reuse) the tokenizer of `locale` on its training transcripts: `units` (char,
+    unigram, bpe; `vocab_size` for the last two) for alphabetic languages, `zh_units` for zh-CN."""
     train = data_dir / locale / "train.jsonl"
-    kind = zh_units if locale == "zh-CN" else "auto"
+    kind = zh_units if locale == "zh-CN" else units
     key = _digest(train, {"kind": kind, "vocab_size": vocab_size})
     path = tokenizer_path(data_dir, locale)
     stage_dir = data_dir / locale
@@ -59,6 +61,7 @@ def prepare_data(
     vocab_size: int = 256,
     zh_units: str = "char",
     workers: int = 2,
+    units: str = "char",
     features: bool = True,
     feature_config: FeatureConfig | None = None,
     progress: bool = True,
@@ -68,7 +71,7 @@ def prepare_data(
     feature_config = feature_config or FeatureConfig()
     rows = []
     for locale in locales:
-        tok = prepare_tokenizer(data_dir, locale, vocab_size, zh_units)
+        tok = prepare_tokenizer(data_dir, locale, vocab_size, zh_units, units)
         for split in SPLITS:
             manifest = data_dir / locale / f"{split}.jsonl"
             if not manifest.exists():
@@ -90,6 +93,7 @@ def prepare_data(
                     config=feature_config,
                     workers=workers,
                     progress=progress,
+                    verify=True,  # a rerun finds and recomputes damaged shards (crc32 each)
                 )
                 seconds = time.perf_counter() - t0
                 summary = cache.summary

@@ -30,6 +30,9 @@ class RunLog:
             kept = [row for row in read_jsonl_lenient(metrics)
                     if resume_step is not None and row.get("step", 0) <= resume_step]
             write_jsonl(metrics, kept)
+            # counts go on from the checkpoint: steps after it are done again, so counted again
+            self.counts = Counter({row["name"]: row["total"] for row in kept
+                                   if row.get("kind") == "count"})
         write_json(self.out / "config.json", config)
         write_json(self.out / "run.json", description)
         self._file = open(self.out / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
@@ -63,10 +66,11 @@ class RunLog:
                 for metric in ("cer", "wer"):
                     self._tb.add_scalar(f"valid_{metric}/{loc}", s[metric], step)
 
-    def count(self, name: str) -> None:
+    def count(self, name: str, step: int) -> None:
+        """Count one event (a skipped step, ...) at `step`; the totals survive a resume."""
         self.counts[name] += 1
         if self.enabled:
-            self._write({"kind": "count", "name": name, "total": self.counts[name]})
+            self._write({"kind": "count", "step": step, "name": name, "total": self.counts[name]})
 
     def close(self) -> None:
         if self._tb:

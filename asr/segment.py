@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from asr.audio import SAMPLE_RATE, AudioError, _check_file
+from asr.audio import SAMPLE_RATE, AudioError, _check_file, _undecodable, check_complete
 
 BLOCK_SECONDS = 10.0  # audio read and resampled at a time
 MAX_SEGMENT_SECONDS = 20.0  # longest segment given to the model (attention cost grows as T^2)
@@ -46,13 +46,13 @@ def stream_audio(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) 
 
     Any channel count is averaged to mono; any sample rate is resampled with soxr's streaming
     resampler, which carries its filter state across blocks (no seams at block edges).
-    Raises AudioError naming the file for unreadable, empty or non-finite audio.
+    Raises AudioError naming the file for unreadable, empty, truncated or non-finite audio.
     """
-    _check_file(path)
+    head = _check_file(path)
     try:
         f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError) as e:
-        raise AudioError(path, f"cannot read audio ({e})") from None
+        raise _undecodable(path, head, e) from None
     with f:
         sr = f.samplerate
         resampler = None
@@ -78,8 +78,9 @@ def stream_audio(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) 
                 yield mono
             if last:
                 break
-    if total == 0:
-        raise AudioError(path, "no audio samples")
+        if total == 0:
+            raise AudioError(path, "no audio samples")
+        check_complete(path, total, f.frames, sr)
 
 
 def frame_energy_db(samples: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -22,16 +21,17 @@ from tqdm import tqdm
 
 from asr import checkpoint as ckpt
 from asr.config import RunConfig, run_config_to_dict
-from asr.data import LanguageData, MultilingualSampler, collate
+from asr.data import Batch, LanguageData, MultilingualSampler, collate
 from asr.evaluate import format_scores, metric_value, validate
 from asr.features import FeatureStats, spec_augment
-from asr.fileio import write_json
+from asr.fileio import copy_file, write_json
 from asr.model.heads import ctc_loss
 from asr.model.multilingual import MultilingualCTC, count_parameters
 from asr.model.progressive import ProgressiveCTC, add_column
 from asr.package import load_package_model, save_model
 from asr.prepare import feature_dir, tokenizer_path
 from asr.runlog import RunLog
+from asr.text import check_locale
 from asr.tokenizer import Tokenizer
 
 
@@ -123,7 +123,7 @@ class Trainer:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.out = Path(out_dir)
         self.data_dir = Path(data_dir)
-        self.locales = list(locales)
+        self.locales = [check_locale(loc) for loc in locales]
         self.progress = progress and self.dist.main
         self.cfg = cfg
 
@@ -213,10 +213,14 @@ class Trainer:
             raise TrainingError(f"--resume: {path} not found (nothing to resume in {self.out})")
         tensors, meta = ckpt.load_package(path)
         model_t = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.model.load_state_dict(model_t)
-        ckpt.load_optimizer_state(self.optimizer, tensors, meta["optimizer"])
-        self.scheduler.load_state_dict(meta["scheduler"])
-        self.sampler.load_state_dict(meta["sampler"])
+        try:
+            self.model.load_state_dict(model_t)
+            ckpt.load_optimizer_state(self.optimizer, tensors, meta["optimizer"])
+            self.scheduler.load_state_dict(meta["scheduler"])
+            self.sampler.load_state_dict(meta["sampler"])
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise TrainingError(f"--resume: {path} belongs to another model (other --locales, "
+                                f"config or --init?): {str(e).splitlines()[0]}") from None
         self.step, self.best, self.best_step = meta["step"], meta["best"], meta["best_step"]
         self.bad_validations, self.checkpoints = meta["bad_validations"], meta["checkpoints"]
 
@@ -252,6 +256,13 @@ class Trainer:
         loss = weight * ctc + self.cfg.train.lid_weight * lid
         return loss, {"ctc": ctc.item(), "lid": lid.item()}
 
+    def next_batch(self) -> Batch:
+        """The sampler's next batch, read from the feature cache, collated, on the device.
+
+        The one place training reads data, so a benchmark can swap in in-memory batches."""
+        locale, indices = self.sampler.next_batch()
+        return collate(self.train_data[locale], indices, self.stats).to(self.device)
+
     def update(self) -> dict:
         """One optimizer update (accum_steps batches); returns loss parts and audio seconds."""
         tc = self.cfg.train
@@ -260,8 +271,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         stats = {"loss": 0.0, "ctc": 0.0, "lid": 0.0, "audio_seconds": 0.0, "finite": True}
         for _ in range(tc.accum_steps):
-            locale, indices = self.sampler.next_batch()
-            batch = collate(self.train_data[locale], indices, self.stats).to(self.device)
+            batch = self.next_batch()
             loss, parts = self._loss(batch, gen)
             loss = loss / tc.accum_steps
             if not torch.isfinite(loss):
@@ -272,7 +282,7 @@ class Trainer:
             stats["ctc"] += parts["ctc"] / tc.accum_steps
             stats["lid"] += parts["lid"] / tc.accum_steps
             stats["audio_seconds"] += batch.feat_lens.sum().item() * 0.01 * self.dist.world_size
-            stats["locale"] = locale
+            stats["locale"] = batch.locale
         if stats["finite"]:
             self.scaler.unscale_(self.optimizer)
             stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(
@@ -289,11 +299,12 @@ class Trainer:
         scores = validate(self.model, self.dev_data, self.tokenizers, self.stats, self.device,
                           autocast_dtype=self.amp)
         value = metric_value(scores, self.cfg.train.select_metric) if scores else -self.step
-        improved = value < self.best
+        # Ties go to the later checkpoint (it has trained longer), but only a strict improvement
+        # resets the early-stopping patience, so a plateau still ends training.
+        improved = value <= self.best
+        self.bad_validations = 0 if value < self.best else self.bad_validations + 1
         if improved:
-            self.best, self.best_step, self.bad_validations = value, self.step, 0
-        else:
-            self.bad_validations += 1
+            self.best, self.best_step = value, self.step
         if self.dist.main:
             self.log.validation(self.step, scores)
             tqdm.write(format_scores(scores, self.step) if scores else f"step {self.step}")
@@ -305,8 +316,7 @@ class Trainer:
                     os.unlink(old)
             self.checkpoints = self.checkpoints[-self.cfg.train.keep_checkpoints:]
             if improved:
-                shutil.copyfile(path, self.out / ".best.tmp")
-                os.replace(self.out / ".best.tmp", self.out / "model.safetensors")
+                copy_file(path, self.out / "model.safetensors")
             self._save_state()
         patience = self.cfg.train.patience
         return bool(patience and self.bad_validations >= patience
@@ -334,7 +344,7 @@ class Trainer:
             audio += s["audio_seconds"]
             bad_in_row = 0 if s["finite"] else bad_in_row + 1
             if not s["finite"]:
-                self.log.count("non_finite_steps")
+                self.log.count("non_finite_steps", self.step)
                 if bad_in_row >= tc.max_bad_steps:
                     raise TrainingError(f"{bad_in_row} non-finite losses in a row at step "
                                         f"{self.step}: lower train.lr or check the data")
@@ -356,7 +366,8 @@ class Trainer:
 
     def _finish(self, stopped_early: bool) -> dict:
         summary = {"steps": self.step, "stopped_early": stopped_early, "best_step": self.best_step,
-                   f"best_{self.cfg.train.select_metric}": self.best}
+                   f"best_{self.cfg.train.select_metric}": self.best,
+                   "non_finite_steps": self.log.counts["non_finite_steps"]}  # skipped updates
         paths = [Path(p) for p in self.checkpoints if Path(p).exists()]
         if self.dist.main and len(paths) > 1:
             self.model.load_state_dict(

@@ -85,17 +85,15 @@ class _Pending:
 
 def collect_audio_files(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
     """Files and folders -> [(file, path relative to its input)]; folders walked recursively
-    for audio extensions soundfile reads. A named file is kept whatever its extension."""
+    for audio extensions soundfile reads. A named file is kept whatever its extension; a named
+    folder without audio files is kept too, so it is reported (say, a folder named x.wav)."""
     exts = {"." + e.lower() for e in sf.available_formats()} | {".mp3", ".opus", ".oga"}
     out = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in exts:
-                    out.append((f, f.relative_to(p)))
-        else:
-            out.append((p, Path(p.name)))
+        found = [(f, f.relative_to(p)) for f in sorted(p.rglob("*"))
+                 if f.is_file() and f.suffix.lower() in exts] if p.is_dir() else []
+        out += found or [(p, Path(p.name))]
     return out
 
 

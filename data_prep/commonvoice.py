@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from asr.audio import AudioError, audio_info
 from asr.fileio import atomic_write
-from asr.text import normalize_text
+from asr.text import chars_in_script, normalize_text
 
 REQUIRED_COLUMNS = ("client_id", "path", "sentence")
 CLIP_DURATIONS_COLUMNS = ("clip", "duration[ms]")
@@ -37,10 +37,11 @@ DROP_REASONS = {
     "wrong_field_count": "row has a different number of fields than the header",
     "malformed_row": "row cannot be split into fields (stray carriage return)",
     "empty_path": "path column is empty",
-    "path_outside_clips": "path is absolute or climbs out of clips/ with '..'",
+    "path_outside_clips": "path is absolute, climbs out of clips/ with '..', or is a link out",
     "empty_speaker": "client_id column is empty",
     "empty_sentence": "sentence is empty or only whitespace",
     "empty_after_normalization": "sentence normalises to nothing",
+    "wrong_script": "sentence is not in the locale's script (e.g. Chinese in de, only Latin in zh-CN)",
     "duplicate_path": "clip already listed by an earlier row (or by dev, for test)",
     "missing_clip": "clip listed but not in clips/",
     "unreadable_clip": "clip's audio header cannot be read",
@@ -204,7 +205,7 @@ def read_split(
             out.speakers.add(speaker)
         if norm:
             out.norm_texts.add(norm)
-        reason = _row_problem(row["path"], key, speaker, sentence, norm)
+        reason = _row_problem(row["path"], key, speaker, sentence, norm, locale)
         if reason is None:
             utt = Utterance(clip=key, speaker=speaker, sentence=sentence, norm_text=norm, line=lineno)
             if utt.id in seen_ids or key in taken:
@@ -219,7 +220,8 @@ def read_split(
     return out
 
 
-def _row_problem(path: str, key: str | None, speaker: str, sentence: str, norm: str) -> str | None:
+def _row_problem(path: str, key: str | None, speaker: str, sentence: str, norm: str,
+                 locale: str) -> str | None:
     if not path.strip():
         return "empty_path"
     if key is None:
@@ -230,7 +232,18 @@ def _row_problem(path: str, key: str | None, speaker: str, sentence: str, norm: 
         return "empty_sentence"
     if not norm:
         return "empty_after_normalization"
+    if not in_script(norm, locale):
+        return "wrong_script"
     return None
+
+
+def in_script(norm: str, locale: str) -> bool:
+    """Whether normalised text is what a reader of `locale` reads as written: only its script's
+    letters (and digits), and for zh-CN at least one Chinese character."""
+    if not chars_in_script(norm, locale):
+        return False
+    return locale != "zh-CN" or any(
+        chars_in_script(ch, locale, allow_digits=False, allow_latin=False) for ch in norm)
 
 
 def exclude_held_out(
@@ -277,14 +290,20 @@ def clip_durations(
         )
     # one directory listing instead of a stat per clip: releases hold up to a million clips
     with os.scandir(clips_dir) as it:
-        on_disk = {entry.name for entry in it if entry.is_file()}
+        entries = [(e.name, e.is_file(), e.is_symlink()) for e in it]
+    on_disk = {name for name, is_file, _ in entries if is_file}
+    links = {name for name, _, is_link in entries if is_link}
+    real_clips_dir = clips_dir.resolve()
     release = _read_release_durations(locale_dir / "clip_durations.tsv")
     cache = _read_cache(cache_path)
     seconds: dict[str, float] = {}
     problems: dict[str, str] = {}
     to_read: list[tuple[str, os.stat_result]] = []
     for clip in dict.fromkeys(clips):
-        if not (clip in on_disk if "/" not in clip else (clips_dir / clip).is_file()):
+        if ("/" in clip or clip in links) and not (
+                (clips_dir / clip).resolve().is_relative_to(real_clips_dir)):
+            problems[clip] = "path_outside_clips"  # a link (or a linked folder) out of clips/
+        elif not (clip in on_disk if "/" not in clip else (clips_dir / clip).is_file()):
             problems[clip] = "missing_clip"
         elif clip in release:
             seconds[clip] = release[clip]

@@ -34,7 +34,7 @@ from data_prep.commonvoice import (
 from data_prep.subset import SECONDS_PER_HOUR, select_hours
 
 STAGE = "manifests"
-MANIFEST_FORMAT = 1  # bump when records or selection change, so old outputs get redone
+MANIFEST_FORMAT = 2  # bump when records or selection change, so old outputs get redone
 
 
 class ManifestRecord(TypedDict):

@@ -40,5 +40,19 @@ def fake_data(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tokenizer vocabulary clamped on a toy corpus
         prepare_manifests(root / "cv", ["de", "zh-CN"], root / "data", progress=False)
-        prepare_data(root / "data", ["de", "zh-CN"], vocab_size=32, workers=1, progress=False)
+        prepare_data(root / "data", ["de", "zh-CN"], vocab_size=32, units="unigram", workers=1,
+                     progress=False)
     return root / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(fake_data, tmp_path_factory):
+    """A run directory trained for 40 steps with asr/configs/tiny.yaml on `fake_data`.
+
+    Shared by the session: tests read it and copy what they damage, never change it."""
+    from asr.config import load_run_config
+    from asr.train import Trainer
+
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    Trainer(load_run_config("tiny"), fake_data, ["de", "zh-CN"], out, progress=False).fit()
+    return out

@@ -9,7 +9,7 @@ import torch
 
 from asr.cli import main
 from asr.config import load_run_config
-from asr.data import LanguageData
+from asr.data import LanguageData, collate
 from asr.decode import DecodeConfig, Decoder
 from asr.evaluate import (
     bootstrap_ci,
@@ -96,6 +96,11 @@ def test_cache_and_audio_give_the_training_transcripts(run_dir, fake_data, tmp_p
         assert [(r["id"], r["reference"], r["hypothesis"]) for r in decoded["rows"]] == triples
         lang = report["languages"][loc]
         assert lang["feature_source"] == "cache" and lang["utterances"] == len(triples)
+        batch = collate(data, list(range(len(data.records))), pkg.stats)  # LID, all in one batch
+        with torch.no_grad():
+            lid = model.eval()(batch.feats, batch.feat_lens, locale=loc)["lid_logits"]
+        right = (lid.argmax(dim=-1) == model.languages.index(loc)).float().mean().item()
+        assert lang["lid_accuracy"] == pytest.approx(right)
     no_cache = tmp_path / "data"
     shutil.copytree(fake_data, no_cache, ignore=shutil.ignore_patterns("feats"))
     from_audio = evaluate_model(run_dir, no_cache, split="test", locales=["zh-CN"])

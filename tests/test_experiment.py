@@ -11,6 +11,7 @@ import asr.train
 from asr.config import ConfigError
 from asr.experiment import (
     EXPERIMENT_DIR,
+    budget_rule,
     load_experiment_config,
     plan_jobs,
     run_config,
@@ -242,3 +243,14 @@ def test_bad_experiment_config_names_the_key(tmp_path, release):
         load_experiment_config(path)
     with pytest.raises(ConfigError, match="budget.max_stpes"):
         load_experiment_config(write_config(tmp_path / "f.yaml", release), ["budget.max_stpes=3"])
+
+
+def test_budget_per_language_scales_multilingual_runs(tmp_path, release):
+    path = write_config(tmp_path / "b.yaml", release, per_language=True, min_steps=2)
+    exp = load_experiment_config(path, ["helpers.locales=[de,fr]"])
+    same = load_experiment_config(path, ["helpers.locales=[de,fr]", "budget.per_language=false"])
+    for strategy, k in (("target_only", 1), ("finetune", 1), ("pretrain", 2), ("joint", 3)):
+        t = run_config(exp, strategy, 0).train
+        assert (t.max_steps, t.valid_every, t.min_steps, t.patience) == (4 * k, 2 * k, 2 * k, 2)
+        assert run_config(same, strategy, 0).train.max_steps == 4
+    assert "per language" in budget_rule(exp) and "per language" not in budget_rule(same)

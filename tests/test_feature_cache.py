@@ -11,6 +11,7 @@ from asr.audio import load_audio
 from asr.feature_cache import FeatureCache, FeatureCacheError, build_cache, speed_id
 from asr.features import FeatureConfig, FeatureStats, log_mel, num_frames
 from asr.fileio import write_jsonl
+from asr.workers import exit_when_orphaned
 
 GOOD = ["a", "b", "c", "d", "e"]
 
@@ -191,11 +192,11 @@ def test_pickles_without_mapped_shards(manifest, tmp_path):
 
 def test_pool_worker_exits_when_orphaned():
     ctx = multiprocessing.get_context("fork")
-    orphan = ctx.Process(target=fc._exit_when_orphaned, args=(-1, 0.01))  # parent "gone"
+    orphan = ctx.Process(target=exit_when_orphaned, args=(-1, 0.01))  # parent "gone"
     orphan.start()
     orphan.join(10)
     assert orphan.exitcode == 1
-    child = ctx.Process(target=fc._exit_when_orphaned, args=(multiprocessing.current_process().pid, 0.01))
+    child = ctx.Process(target=exit_when_orphaned, args=(multiprocessing.current_process().pid, 0.01))
     child.start()
     child.join(0.3)
     assert child.is_alive()  # its parent (this process) lives: it keeps waiting

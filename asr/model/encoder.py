@@ -49,7 +49,17 @@ class Conv2dSubsampling(nn.Module):
         return ((lens - 1) // 2 - 1) // 2
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        x = self.conv(feats.unsqueeze(1))  # (B, C, T', F')
+        # channels_last (NHWC) activations and weights: oneDNN then skips the layout reorders
+        # around every call; measured 1.6x faster forward + backward in fp32 on this CPU (the
+        # second conv's backward was the most expensive op of a training step). The parameters
+        # stay contiguous: only the copies handed to conv2d are reordered.
+        x = feats.unsqueeze(1).to(memory_format=torch.channels_last)  # (B, 1, T, F)
+        for layer in self.conv:
+            if isinstance(layer, nn.Conv2d):
+                x = F.conv2d(x, layer.weight.to(memory_format=torch.channels_last),
+                             layer.bias, layer.stride)
+            else:
+                x = layer(x)  # (B, C, T', F')
         b, c, t, f = x.shape
         return self.out(x.permute(0, 2, 1, 3).reshape(b, t, c * f))  # (B, T', D)
 

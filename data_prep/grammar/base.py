@@ -1,4 +1,5 @@
-"""Small helpers shared by the per-language grammars: seeded choices, tables, punctuation.
+"""What the per-language grammars share: seeded choices, tables, punctuation, concept tags,
+and `Grammar`, the sentence frames every European language fills from its own lexicon.
 
 Every choice goes through a numpy Generator handed in by the caller, so a sentence depends
 only on that generator's state: the corpus stays bit-identical for a given seed.
@@ -6,7 +7,8 @@ only on that generator's state: the corpus stays bit-identical for a given seed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -125,3 +127,201 @@ def verb_and_object(rng: np.random.Generator, verbs: dict, things: dict):
         objects = objects_for(key, things)
         if objects:
             return verbs[key], pick(rng, objects)
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """A language's lexicon and phrases, and the fourteen sentence frames drawn from them.
+
+    Noun rows start with the gender (English: the singular) and end with the plural; verb
+    rows start with the 3rd-person singular, then the infinitive (Romance and German: then
+    the participle). The frames as written here are the Romance ones, which Spanish, Italian
+    and French share word for word; a language subclasses to write `describe` and `request`
+    and to override the frames its word order changes. Phrases are `str.format` templates.
+    """
+
+    humans: Sequence[tuple[str, ...]]
+    animals: Sequence[tuple[str, ...]]
+    things: dict[str, tuple[str, ...]]
+    intransitive_verbs: dict[str, tuple[str, ...]]
+    transitive_verbs: dict[str, tuple[str, ...]]
+    places: Sequence[str]
+    surfaces: Sequence[str]
+    destinations: Sequence[str]
+    times: Sequence[str]
+    past_times: Sequence[str]
+    say: Sequence[str]  # "<subject> says that ..."
+    noun_phrase: Callable[..., str]  # (rng, noun row, adj_kind="a"|"t", adj_p=...) -> str
+    number_words: Callable[[int], str]
+    count_phrases: tuple[str, str, str, str]  # there are {n} {things} {surface}, need, price, train
+    opinions: tuple[str, ...]  # "I think", said before "that ..."
+    conjunctions: tuple[str, ...]
+    speech_verbs: tuple[str, ...]  # "<subject> says: <quote>"
+    quote_marks: tuple[str, str]
+    question_marks: tuple[str, str] = ("", "?")
+    reported_phrase: str = ""  # {who} that {subject} {verb} {obj}
+    wh_phrases: tuple[str, ...] = ()  # where {thing}, why {subject} {verb} {manner}, who, ...
+    manners: Sequence[str] = ()  # for "why does X run so fast"
+    modals: Sequence[str] = ()  # before an infinitive: "we want to"
+    go: str = ""  # the infinitive after a modal and before a destination
+    perfect: Sequence[str] = ()  # auxiliary (with subject where not pro-drop) before a participle
+    perfect_questions: tuple[str, ...] = ()  # "have you" + participle + object
+    yes_no_prefix: str = ""  # before a statement turned yes/no question: "est-ce que"
+
+    def sentence(self, rng: np.random.Generator) -> str:
+        """One sentence from a frame drawn uniformly."""
+        # order and number of frames are part of the corpus: changing them changes every seed
+        frames = (self.action_somewhere, self.action_on_thing, self.time_first, self.describe,
+                  self.perfect_tense, self.modal, self.going, self.yes_no, self.wh_question,
+                  self.counts, self.reported, self.compound, self.request, self.quote)
+        return frames[int(rng.integers(len(frames)))](rng)
+
+    # -- building blocks ------------------------------------------------------------------
+    def subject_noun(self, rng: np.random.Generator,
+                     humans_only: bool = False) -> tuple[str, tuple[str, ...]]:
+        """A person (or, a quarter of the time, an animal): (noun phrase, lexicon row)."""
+        noun = pick(rng, self.humans if humans_only or chance(rng, 0.75) else self.animals)
+        return self.noun_phrase(rng, noun, adj_kind="a"), noun
+
+    def subject(self, rng: np.random.Generator, humans_only: bool = False) -> str:
+        return self.subject_noun(rng, humans_only)[0]
+
+    def intransitive(self, rng: np.random.Generator) -> tuple[str, tuple[str, ...]]:
+        """(subject, verb row), an animal only with verbs an animal can do."""
+        key = pick(rng, list(self.intransitive_verbs))
+        return self.subject(rng, humans_only=key not in ANIMAL_VERBS), self.intransitive_verbs[key]
+
+    def object_phrase(self, rng: np.random.Generator, thing: tuple[str, ...]) -> str:
+        return self.noun_phrase(rng, thing, adj_kind="t")
+
+    def transitive(self, rng: np.random.Generator) -> tuple[tuple[str, ...], str]:
+        """(verb row, object noun phrase) that go together."""
+        verb, thing = verb_and_object(rng, self.transitive_verbs, self.things)
+        return verb, self.object_phrase(rng, thing)
+
+    def described(self, rng: np.random.Generator) -> tuple[str, tuple[str, ...], str]:
+        """Something to say what it is like: (noun phrase, row, "t" thing or "a" animate)."""
+        if chance(rng, 0.5):
+            noun = pick(rng, list(self.things.values()))
+            return self.noun_phrase(rng, noun, adj_p=0), noun, "t"
+        return *self.subject_noun(rng), "a"
+
+    def simple_clause(self, rng: np.random.Generator) -> str:
+        if chance(rng, 0.5):
+            subject, (verb, _) = self.intransitive(rng)
+            return join(subject, verb, pick(rng, self.places) if chance(rng, 0.5) else
+                        pick(rng, self.times))
+        (verb, *_), obj = self.transitive(rng)
+        return join(self.subject(rng, True), verb, obj)
+
+    def opinion(self, rng: np.random.Generator) -> str:
+        """Who says or thinks what follows: "I think" or "the doctor says"."""
+        if chance(rng, 0.5):
+            return pick(rng, self.opinions)
+        return join(self.subject(rng, True), pick(rng, self.say))
+
+    def ask(self, text: str) -> str:
+        return finish(self.question_marks[0] + text, self.question_marks[1])
+
+    def price(self, rng: np.random.Generator, thing: tuple[str, ...], amount: str) -> str:
+        return self.count_phrases[2].format(thing=self.noun_phrase(rng, thing, adj_p=0), n=amount)
+
+    # -- frames ---------------------------------------------------------------------------
+    def action_somewhere(self, rng: np.random.Generator, time_p: float = 0.5) -> str:
+        """Someone does something somewhere, perhaps at some time."""
+        subject, (verb, _) = self.intransitive(rng)
+        return finish(join(subject, verb, pick(rng, self.places),
+                           pick(rng, self.times) if chance(rng, time_p) else ""))
+
+    def action_on_thing(self, rng: np.random.Generator) -> str:
+        """Someone does something to a thing, perhaps somewhere."""
+        (verb, *_), obj = self.transitive(rng)
+        return finish(join(self.subject(rng, True), verb, obj,
+                           pick(rng, self.places) if chance(rng, 0.5) else ""))
+
+    def time_first(self, rng: np.random.Generator) -> str:
+        """A time, then someone does something to a thing."""
+        (verb, *_), obj = self.transitive(rng)
+        return finish(f"{pick(rng, self.times)}, " + join(self.subject(rng, True), verb, obj))
+
+    def describe(self, rng: np.random.Generator) -> str:
+        """Something is (very) some way: each language's own agreement and copula."""
+        raise NotImplementedError
+
+    def perfect_tense(self, rng: np.random.Generator) -> str:
+        """Someone has done something to a thing, perhaps at a past time."""
+        (_, _, participle, *_), obj = self.transitive(rng)
+        return finish(join(pick(rng, self.perfect), participle, obj,
+                           pick(rng, self.past_times) if chance(rng, 0.6) else ""))
+
+    def modal(self, rng: np.random.Generator) -> str:
+        """Someone wants to (can, must ...) do something to a thing."""
+        (_, infinitive, *_), obj = self.transitive(rng)
+        return finish(join(pick(rng, self.modals), infinitive, obj,
+                           pick(rng, self.times) if chance(rng, 0.5) else ""))
+
+    def going(self, rng: np.random.Generator) -> str:
+        """Someone wants to (can, must ...) go somewhere."""
+        return finish(join(pick(rng, self.modals), self.go, pick(rng, self.destinations),
+                           pick(rng, self.times) if chance(rng, 0.5) else ""))
+
+    def yes_no(self, rng: np.random.Generator) -> str:
+        """A yes/no question: a statement asked, or a perfect."""
+        (verb, _, participle, *_), obj = self.transitive(rng)
+        if chance(rng, 0.5):
+            return self.ask(join(self.yes_no_prefix, self.subject(rng, True), verb, obj))
+        return self.ask(join(pick(rng, self.perfect_questions), participle, obj))
+
+    def wh_question(self, rng: np.random.Generator) -> str:
+        """Where, why, who, what or when."""
+        where, why, who, what, when = self.wh_phrases
+        choice = int(rng.integers(5))
+        (verb, _, participle, *_), obj = self.transitive(rng)
+        if choice == 0:
+            thing = self.noun_phrase(rng, pick(rng, list(self.things.values())), adj_kind="t")
+            return self.ask(where.format(thing=thing if chance(rng, 0.7) else self.subject(rng)))
+        if choice == 1:
+            subject, (verb_i, _) = self.intransitive(rng)
+            return self.ask(why.format(subject=subject, verb=verb_i,
+                                       manner=pick(rng, self.manners)))
+        if choice == 2:
+            return self.ask(who.format(participle=participle, obj=obj))
+        if choice == 3:
+            return self.ask(what.format(verb=verb, subject=self.subject(rng, True),
+                                        time=pick(rng, self.times)))
+        return self.ask(when.format(subject=self.subject(rng),
+                                    destination=pick(rng, self.destinations)))
+
+    def counts(self, rng: np.random.Generator) -> str:
+        """Counts and prices, numbers spelled out."""
+        there, need, _, train = self.count_phrases
+        n, choice = self.number_words(count(rng)), int(rng.integers(4))
+        thing = pick(rng, list(self.things.values()))
+        if choice == 0:
+            return finish(there.format(n=n, things=thing[-1], surface=pick(rng, self.surfaces)))
+        if choice == 1:
+            return finish(need.format(n=n, things=thing[-1]))
+        if choice == 2:
+            return finish(self.price(rng, thing, n))
+        return finish(train.format(hour=self.number_words(int(rng.integers(2, 13)))))
+
+    def reported(self, rng: np.random.Generator) -> str:
+        """Someone thinks or says that someone does something."""
+        (verb, *_), obj = self.transitive(rng)
+        return finish(self.reported_phrase.format(who=self.opinion(rng), verb=verb, obj=obj,
+                                                  subject=self.subject(rng, True)))
+
+    def compound(self, rng: np.random.Generator) -> str:
+        """Two clauses joined by a conjunction."""
+        return finish(f"{self.simple_clause(rng)}, {pick(rng, self.conjunctions)} "
+                      f"{self.simple_clause(rng)}")
+
+    def request(self, rng: np.random.Generator) -> str:
+        """A polite imperative: each language's own."""
+        raise NotImplementedError
+
+    def quote(self, rng: np.random.Generator) -> str:
+        """Someone says a clause, in the language's quotation marks."""
+        speaker = join(self.subject(rng, True), pick(rng, self.speech_verbs))
+        opening, closing = self.quote_marks
+        return capitalize(speaker) + opening + finish(self.simple_clause(rng)) + closing

@@ -3,20 +3,9 @@ word order in main clauses, verb-final in "dass" clauses, numbers spelled out.""
 
 from __future__ import annotations
 
-from .base import (
-    ANIMAL_VERBS,
-    adjectives_for,
-    capitalize,
-    chance,
-    count,
-    finish,
-    join,
-    keyed,
-    pick,
-    table,
-    verb_and_object,
-    words,
-)
+import numpy as np
+
+from .base import Grammar, adjectives_for, chance, finish, join, keyed, pick, table, words
 
 # gender, singular, plural. No weak masculines (Student, Nachbar): they change in every case.
 HUMANS = table("""
@@ -86,11 +75,11 @@ morgen früh; am Wochenende; im Sommer; im Winter; nach dem Essen; am Nachmittag
 PAST_TIMES = words("gestern; letzte Woche; heute Morgen; vorhin; am Montag; gestern Abend")
 MANNERS = words("schnell; langsam; leise; laut; gern; wieder; allein; zusammen; früh; spät")
 DEGREES = words("sehr; ziemlich; wirklich; zu; so; nicht; gar nicht; immer noch")
-PERFECT_SUBJECTS = table("ich habe; du hast; er hat; sie hat; wir haben; ihr habt", 2)
-MODALS = table("""
+PERFECT_SUBJECTS = words("ich habe; du hast; er hat; sie hat; wir haben; ihr habt")
+MODALS = words("""
 ich möchte; wir wollen; du kannst; er muss; sie soll; ihr dürft; man kann; wir müssen;
 ich will; sie kann
-""", 2)
+""")
 SAY = words("sagt; meint; glaubt; weiß; hofft")
 
 _DEF = {"nom": dict(m="der", f="die", n="das", p="die"),
@@ -135,106 +124,69 @@ def noun_phrase(rng, noun, case: str = "nom", adj_kind: str = "", adj_p: float =
     return join(det, adj, singular)
 
 
-def _subject(rng, humans_only: bool = False) -> str:
-    nouns = HUMANS if humans_only or chance(rng, 0.75) else ANIMALS
-    return noun_phrase(rng, pick(rng, nouns), adj_kind="a")
+class German(Grammar):
+    """Verb second in main clauses, verb last after a modal, a perfect or "dass"."""
 
+    def object_phrase(self, rng: np.random.Generator, thing: tuple[str, ...]) -> str:
+        return noun_phrase(rng, thing, "acc", adj_kind="t")
 
-def _intransitive(rng) -> tuple[str, str]:
-    """(subject, 3rd singular verb), an animal only with verbs an animal can do."""
-    key = pick(rng, list(INTRANSITIVE))
-    return _subject(rng, humans_only=key not in ANIMAL_VERBS), INTRANSITIVE[key][0]
-
-
-def _object(rng, case: str = "acc"):
-    verb, thing = verb_and_object(rng, TRANSITIVE, THINGS)
-    return verb, noun_phrase(rng, thing, case, adj_kind="t")
-
-
-def _simple_clause(rng) -> str:
-    if chance(rng, 0.5):
-        subject, verb = _intransitive(rng)
-        return join(subject, verb, pick(rng, PLACES) if chance(rng, 0.5) else pick(rng, TIMES))
-    (verb, _, _), obj = _object(rng)
-    return join(_subject(rng, True), verb, obj)
-
-
-def sentence(rng) -> str:
-    """One German sentence from a randomly chosen frame."""
-    frame = int(rng.integers(14))
-    if frame == 0:
-        subject, verb = _intransitive(rng)
-        return finish(join(subject, verb, pick(rng, TIMES) if chance(rng, 0.6) else "",
+    def action_somewhere(self, rng: np.random.Generator, time_p: float = 0.6) -> str:
+        subject, (verb, _) = self.intransitive(rng)
+        return finish(join(subject, verb, pick(rng, TIMES) if chance(rng, time_p) else "",
                            pick(rng, PLACES)))
-    if frame == 1:
-        (verb, _, _), obj = _object(rng)
-        return finish(join(_subject(rng, True), verb, obj,
-                           pick(rng, PLACES) if chance(rng, 0.5) else ""))
-    if frame == 2:  # adverbial first, then the verb, then the subject
-        (verb, _, _), obj = _object(rng)
-        return finish(join(pick(rng, TIMES), verb, _subject(rng, True), obj))
-    if frame == 3:
-        if chance(rng, 0.5):
-            subject, kind = noun_phrase(rng, pick(rng, list(THINGS.values())), adj_p=0), "t"
-        else:
-            subject, kind = _subject(rng), "a"
+
+    def time_first(self, rng: np.random.Generator) -> str:
+        (verb, *_), obj = self.transitive(rng)
+        return finish(join(pick(rng, TIMES), verb, self.subject(rng, True), obj))
+
+    def describe(self, rng: np.random.Generator) -> str:
+        subject, _, kind = self.described(rng)
         return finish(join(subject, "ist", pick(rng, TIMES) if chance(rng, 0.3) else "",
                            pick(rng, DEGREES) if chance(rng, 0.6) else "",
                            pick(rng, adjectives_for(ADJECTIVES, kind))), pick(rng, ".!."))
-    if frame == 4:
-        pron, aux = pick(rng, PERFECT_SUBJECTS)
-        (_, _, participle), obj = _object(rng)
-        return finish(join(pron, aux, pick(rng, PAST_TIMES), obj, participle))
-    if frame == 5:
-        pron, modal = pick(rng, MODALS)
-        (_, infinitive, _), obj = _object(rng)
-        return finish(join(pron, modal, pick(rng, TIMES) if chance(rng, 0.5) else "", obj,
-                           infinitive))
-    if frame == 6:
-        pron, modal = pick(rng, MODALS)
-        return finish(join(pron, modal, pick(rng, TIMES) if chance(rng, 0.5) else "",
+
+    def perfect_tense(self, rng: np.random.Generator) -> str:
+        auxiliary = pick(rng, PERFECT_SUBJECTS)
+        (_, _, participle), obj = self.transitive(rng)
+        return finish(join(auxiliary, pick(rng, PAST_TIMES), obj, participle))
+
+    def modal(self, rng: np.random.Generator) -> str:
+        modal = pick(rng, MODALS)
+        (_, infinitive, _), obj = self.transitive(rng)
+        return finish(join(modal, pick(rng, TIMES) if chance(rng, 0.5) else "", obj, infinitive))
+
+    def going(self, rng: np.random.Generator) -> str:
+        return finish(join(pick(rng, MODALS), pick(rng, TIMES) if chance(rng, 0.5) else "",
                            pick(rng, DESTINATIONS), "gehen"))
-    if frame == 7:  # yes/no questions
-        (verb, _, participle), obj = _object(rng)
+
+    def yes_no(self, rng: np.random.Generator) -> str:
+        (verb, _, participle), obj = self.transitive(rng)
         if chance(rng, 0.5):
-            return finish(join(verb, _subject(rng, True), obj), "?")
+            return finish(join(verb, self.subject(rng, True), obj), "?")
         return finish(join(pick(rng, ("hast du", "habt ihr", "hat er", "hat sie")), obj,
                            participle), "?")
-    if frame == 8:  # wh-questions
-        choice = int(rng.integers(5))
-        (verb, _, participle), obj = _object(rng)
-        if choice == 0:
-            thing = noun_phrase(rng, pick(rng, list(THINGS.values())), "nom", adj_kind="t")
-            return finish(join("wo ist", thing if chance(rng, 0.7) else _subject(rng)), "?")
-        if choice == 1:
-            subject, verb = _intransitive(rng)
-            return finish(join("warum", verb, subject, "so", pick(rng, MANNERS)), "?")
-        if choice == 2:
-            return finish(join("wer hat", obj, participle), "?")
-        if choice == 3:
-            return finish(join("was", verb, _subject(rng, True), pick(rng, TIMES)), "?")
-        return finish(join("wann kommt", _subject(rng), pick(rng, DESTINATIONS)), "?")
-    if frame == 9:  # counts and prices
-        n, choice = count(rng), int(rng.integers(4))
-        thing = pick(rng, list(THINGS.values()))
-        if choice == 0:
-            return finish(join(pick(rng, SURFACES), "liegen", number_words(n), thing[2]))
-        if choice == 1:
-            return finish(join("wir brauchen noch", number_words(n), thing[2]))
-        if choice == 2:
-            return finish(join(noun_phrase(rng, thing, adj_p=0), "kostet", number_words(n),
-                               "Euro"))
-        return finish(join("der Zug fährt um", number_words(int(rng.integers(2, 13))), "Uhr ab"))
-    if frame == 10:  # subordinate clause: verb last
-        (verb, _, _), obj = _object(rng)
-        who = pick(rng, ("ich glaube", "ich denke", "wir hoffen")) if chance(rng, 0.5) else \
-            join(_subject(rng, True), pick(rng, SAY))
-        return finish(f"{who}, dass " + join(_subject(rng, True), obj, verb))
-    if frame == 11:
-        return finish(f"{_simple_clause(rng)}, {pick(rng, ('aber', 'und', 'denn'))} "
-                      f"{_simple_clause(rng)}")
-    if frame == 12:
-        (_, infinitive, _), obj = _object(rng)
+
+    def request(self, rng: np.random.Generator) -> str:
+        (_, infinitive, _), obj = self.transitive(rng)
         return finish(join("bitte", infinitive, "Sie", obj), pick(rng, "!."))
-    speaker = join(_subject(rng, True), pick(rng, ("sagt", "ruft", "meint")))
-    return capitalize(speaker) + ": „" + finish(_simple_clause(rng)) + "“"
+
+
+GRAMMAR = German(
+    humans=HUMANS, animals=ANIMALS, things=THINGS, intransitive_verbs=INTRANSITIVE,
+    transitive_verbs=TRANSITIVE, places=PLACES, surfaces=SURFACES, destinations=DESTINATIONS,
+    times=TIMES, past_times=PAST_TIMES, say=SAY, manners=MANNERS,
+    noun_phrase=noun_phrase, number_words=number_words,
+    wh_phrases=("wo ist {thing}", "warum {verb} {subject} so {manner}",
+                "wer hat {obj} {participle}", "was {verb} {subject} {time}",
+                "wann kommt {subject} {destination}"),
+    count_phrases=("{surface} liegen {n} {things}", "wir brauchen noch {n} {things}",
+                   "{thing} kostet {n} Euro", "der Zug fährt um {hour} Uhr ab"),
+    opinions=("ich glaube", "ich denke", "wir hoffen"),
+    reported_phrase="{who}, dass {subject} {obj} {verb}", conjunctions=("aber", "und", "denn"),
+    speech_verbs=("sagt", "ruft", "meint"), quote_marks=(": „", "“"),
+)
+
+
+def sentence(rng: np.random.Generator) -> str:
+    """One German sentence from a randomly chosen frame."""
+    return GRAMMAR.sentence(rng)

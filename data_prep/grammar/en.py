@@ -3,20 +3,9 @@ participles, do-support in questions, numbers spelled out with hyphens."""
 
 from __future__ import annotations
 
-from .base import (
-    ANIMAL_VERBS,
-    adjectives_for,
-    capitalize,
-    chance,
-    count,
-    finish,
-    join,
-    keyed,
-    pick,
-    table,
-    verb_and_object,
-    words,
-)
+import numpy as np
+
+from .base import Grammar, adjectives_for, chance, finish, join, keyed, pick, table, words
 
 # singular, plural
 HUMANS = table("""
@@ -85,11 +74,11 @@ at the weekend; in summer; in winter; after dinner; in the afternoon; every week
 PAST_TIMES = words("yesterday; last week; this morning; on Monday; last night; an hour ago")
 MANNERS = words("fast; slowly; quietly; loudly; often; again; alone; together; early; late")
 DEGREES = words("very; quite; really; too; so; not; still")
-PERFECT_SUBJECTS = table("I have; you have; he has; she has; we have; they have", 2)
-MODALS = table("""
-I:want to; we:would like to; you:can; he:must; she:should; they:might; we:will; I:can;
-she:has to; you:need to
-""", 2)
+PERFECT_SUBJECTS = words("I have; you have; he has; she has; we have; they have")
+MODALS = words("""
+I want to; we would like to; you can; he must; she should; they might; we will; I can;
+she has to; you need to
+""")
 SAY = words("says; thinks; believes; knows; hopes")
 FREQUENCY = ("often", "usually", "sometimes", "never", "always")
 
@@ -99,122 +88,14 @@ def _indefinite(next_word: str) -> str:
     return "an" if vowel_sound else "a"
 
 
-def noun_phrase(rng, noun: str, adj_kind: str = "", adj_p: float = 0.3) -> str:
+def noun_phrase(rng, noun: tuple[str, ...], adj_kind: str = "", adj_p: float = 0.3) -> str:
+    """Determiner (+ adjective) + the singular of lexicon row `noun`."""
     adj = pick(rng, adjectives_for(ADJECTIVES, adj_kind or "at")) if chance(rng, adj_p) else ""
     if adj in ("ready", "broken"):  # predicative only here
         adj = ""
-    head = join(adj, noun)
+    head = join(adj, noun[0])
     det = pick(rng, ("the", "the", "the", "a", "my", "your", "his", "her", "our", "their"))
     return join(_indefinite(head) if det == "a" else det, head)
-
-
-def _subject(rng, humans_only: bool = False) -> str:
-    nouns = HUMANS if humans_only or chance(rng, 0.75) else ANIMALS
-    return noun_phrase(rng, pick(rng, nouns)[0], adj_kind="a")
-
-
-def _intransitive(rng) -> tuple[str, tuple[str, str]]:
-    key = pick(rng, list(INTRANSITIVE))
-    return _subject(rng, humans_only=key not in ANIMAL_VERBS), INTRANSITIVE[key]
-
-
-def _object(rng):
-    verb, thing = verb_and_object(rng, TRANSITIVE, THINGS)
-    return verb, noun_phrase(rng, thing[0], adj_kind="t")
-
-
-def _simple_clause(rng) -> str:
-    if chance(rng, 0.5):
-        subject, (verb, _) = _intransitive(rng)
-        return join(subject, verb, pick(rng, PLACES) if chance(rng, 0.5) else pick(rng, TIMES))
-    (verb, *_), obj = _object(rng)
-    return join(_subject(rng, True), verb, obj)
-
-
-def sentence(rng) -> str:
-    """One English sentence from a randomly chosen frame."""
-    frame = int(rng.integers(14))
-    if frame == 0:
-        subject, (verb, _) = _intransitive(rng)
-        return finish(join(subject, verb, pick(rng, PLACES),
-                           pick(rng, TIMES) if chance(rng, 0.6) else ""))
-    if frame == 1:
-        (verb, *_), obj = _object(rng)
-        return finish(join(_subject(rng, True), verb, obj,
-                           pick(rng, PLACES) if chance(rng, 0.5) else ""))
-    if frame == 2:
-        (_, _, past, _), obj = _object(rng)
-        clause = join(_subject(rng, True), past, obj)
-        if chance(rng, 0.3):
-            return finish(f"{pick(rng, PAST_TIMES)}, {clause}")
-        return finish(join(clause, pick(rng, PAST_TIMES)))
-    if frame == 3:
-        if chance(rng, 0.5):
-            thing = pick(rng, list(THINGS.values()))[0]
-            subject, kind = noun_phrase(rng, thing, adj_p=0), "t"
-        else:
-            subject, kind = _subject(rng), "a"
-        return finish(join(subject, "is", pick(rng, DEGREES) if chance(rng, 0.6) else "",
-                           pick(rng, adjectives_for(ADJECTIVES, kind)),
-                           pick(rng, TIMES) if chance(rng, 0.3) else ""), pick(rng, ".!."))
-    if frame == 4:
-        pron, aux = pick(rng, PERFECT_SUBJECTS)
-        (*_, participle), obj = _object(rng)
-        return finish(join(pron, aux, pick(rng, ("just", "already", "")), participle, obj))
-    if frame == 5:
-        pron, modal = pick(rng, MODALS)
-        (_, base, _, _), obj = _object(rng)
-        return finish(join(pron, modal, base, obj, pick(rng, TIMES) if chance(rng, 0.5) else ""))
-    if frame == 6:
-        pron, modal = pick(rng, MODALS)
-        return finish(join(pron, modal, "go", pick(rng, DESTINATIONS),
-                           pick(rng, TIMES) if chance(rng, 0.5) else ""))
-    if frame == 7:  # yes/no questions
-        (_, base, _, participle), obj = _object(rng)
-        if chance(rng, 0.5):
-            return finish(join("does", _subject(rng, True), base, obj), "?")
-        return finish(join(pick(rng, ("have you", "has he", "has she", "have they")),
-                           participle, obj), "?")
-    if frame == 8:  # wh-questions
-        choice = int(rng.integers(5))
-        (verb, base, past, participle), obj = _object(rng)
-        if choice == 0:
-            thing = noun_phrase(rng, pick(rng, list(THINGS.values()))[0], adj_kind="t")
-            return finish(join("where is", thing if chance(rng, 0.7) else _subject(rng)), "?")
-        if choice == 1:
-            subject, (_, base_i) = _intransitive(rng)
-            return finish(join("why does", subject, base_i, "so", pick(rng, MANNERS)), "?")
-        if choice == 2:
-            return finish(join("who", pick(rng, (past, "has " + participle)), obj), "?")
-        if choice == 3:
-            return finish(join("what does", _subject(rng, True), base, pick(rng, TIMES)), "?")
-        return finish(join("when does", _subject(rng), "go", pick(rng, DESTINATIONS)), "?")
-    if frame == 9:  # counts and prices
-        n, choice = count(rng), int(rng.integers(4))
-        thing = pick(rng, list(THINGS.values()))
-        if choice == 0:
-            return finish(join("there are", number_words(n), thing[1], pick(rng, SURFACES)))
-        if choice == 1:
-            return finish(join("we still need", number_words(n), thing[1]))
-        if choice == 2:
-            return finish(join(noun_phrase(rng, thing[0], adj_p=0), "costs", number_words(n),
-                               pick(rng, ("pounds", "dollars", "euros"))))
-        return finish(join("the train leaves at", number_words(int(rng.integers(2, 13))),
-                           "o'clock"))
-    if frame == 10:
-        (verb, *_), obj = _object(rng)
-        who = pick(rng, ("I think", "I believe", "we hope")) if chance(rng, 0.5) else \
-            join(_subject(rng, True), pick(rng, SAY))
-        return finish(join(who, "that" if chance(rng, 0.5) else "", _subject(rng, True), verb, obj))
-    if frame == 11:
-        return finish(f"{_simple_clause(rng)}, {pick(rng, ('but', 'and', 'so'))} "
-                      f"{_simple_clause(rng)}")
-    if frame == 12:
-        (_, base, _, _), obj = _object(rng)
-        return finish(join("please", base, obj), pick(rng, "!.")) if chance(rng, 0.5) else \
-            finish(join(base, obj) + ", please", pick(rng, "!."))
-    speaker = join(_subject(rng, True), pick(rng, ("says", "shouts", "whispers")))
-    return capitalize(speaker) + ', "' + finish(_simple_clause(rng)) + '"'
 
 
 _UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
@@ -228,3 +109,87 @@ def number_words(n: int) -> str:
         return _UNITS[n]
     tens, units = divmod(n, 10)
     return _TENS[tens] + (f"-{_UNITS[units]}" if units else "")
+
+
+class English(Grammar):
+    """Do-support in questions, past tense after a past time, bare base form after modals."""
+
+    def action_somewhere(self, rng: np.random.Generator, time_p: float = 0.6) -> str:
+        return super().action_somewhere(rng, time_p)
+
+    def time_first(self, rng: np.random.Generator) -> str:  # here: the simple past
+        (_, _, past, _), obj = self.transitive(rng)
+        clause = join(self.subject(rng, True), past, obj)
+        if chance(rng, 0.3):
+            return finish(f"{pick(rng, PAST_TIMES)}, {clause}")
+        return finish(join(clause, pick(rng, PAST_TIMES)))
+
+    def describe(self, rng: np.random.Generator) -> str:
+        subject, _, kind = self.described(rng)
+        return finish(join(subject, "is", pick(rng, DEGREES) if chance(rng, 0.6) else "",
+                           pick(rng, adjectives_for(ADJECTIVES, kind)),
+                           pick(rng, TIMES) if chance(rng, 0.3) else ""), pick(rng, ".!."))
+
+    def perfect_tense(self, rng: np.random.Generator) -> str:
+        auxiliary = pick(rng, PERFECT_SUBJECTS)
+        (*_, participle), obj = self.transitive(rng)
+        return finish(join(auxiliary, pick(rng, ("just", "already", "")), participle, obj))
+
+    def modal(self, rng: np.random.Generator) -> str:
+        modal = pick(rng, MODALS)
+        (_, base, _, _), obj = self.transitive(rng)
+        return finish(join(modal, base, obj, pick(rng, TIMES) if chance(rng, 0.5) else ""))
+
+    def yes_no(self, rng: np.random.Generator) -> str:
+        (_, base, _, participle), obj = self.transitive(rng)
+        if chance(rng, 0.5):
+            return finish(join("does", self.subject(rng, True), base, obj), "?")
+        return finish(join(pick(rng, ("have you", "has he", "has she", "have they")),
+                           participle, obj), "?")
+
+    def wh_question(self, rng: np.random.Generator) -> str:
+        choice = int(rng.integers(5))
+        (_, base, past, participle), obj = self.transitive(rng)
+        if choice == 0:
+            thing = noun_phrase(rng, pick(rng, list(THINGS.values())), adj_kind="t")
+            return finish(join("where is", thing if chance(rng, 0.7) else self.subject(rng)), "?")
+        if choice == 1:
+            subject, (_, base_i) = self.intransitive(rng)
+            return finish(join("why does", subject, base_i, "so", pick(rng, MANNERS)), "?")
+        if choice == 2:
+            return finish(join("who", pick(rng, (past, "has " + participle)), obj), "?")
+        if choice == 3:
+            return finish(join("what does", self.subject(rng, True), base, pick(rng, TIMES)), "?")
+        return finish(join("when does", self.subject(rng), "go", pick(rng, DESTINATIONS)), "?")
+
+    def price(self, rng: np.random.Generator, thing: tuple[str, ...], amount: str) -> str:
+        return join(super().price(rng, thing, amount), pick(rng, ("pounds", "dollars", "euros")))
+
+    def reported(self, rng: np.random.Generator) -> str:
+        (verb, *_), obj = self.transitive(rng)
+        who = self.opinion(rng)
+        return finish(join(who, "that" if chance(rng, 0.5) else "", self.subject(rng, True), verb,
+                           obj))
+
+    def request(self, rng: np.random.Generator) -> str:
+        (_, base, _, _), obj = self.transitive(rng)
+        if chance(rng, 0.5):
+            return finish(join("please", base, obj), pick(rng, "!."))
+        return finish(join(base, obj) + ", please", pick(rng, "!."))
+
+
+GRAMMAR = English(
+    humans=HUMANS, animals=ANIMALS, things=THINGS, intransitive_verbs=INTRANSITIVE,
+    transitive_verbs=TRANSITIVE, places=PLACES, surfaces=SURFACES, destinations=DESTINATIONS,
+    times=TIMES, past_times=PAST_TIMES, say=SAY, modals=MODALS, go="go",
+    noun_phrase=noun_phrase, number_words=number_words,
+    count_phrases=("there are {n} {things} {surface}", "we still need {n} {things}",
+                   "{thing} costs {n}", "the train leaves at {hour} o'clock"),
+    opinions=("I think", "I believe", "we hope"), conjunctions=("but", "and", "so"),
+    speech_verbs=("says", "shouts", "whispers"), quote_marks=(', "', '"'),
+)
+
+
+def sentence(rng: np.random.Generator) -> str:
+    """One English sentence from a randomly chosen frame."""
+    return GRAMMAR.sentence(rng)

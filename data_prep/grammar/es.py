@@ -3,20 +3,9 @@ inverted wh-questions wrapped in ¿ ?, numbers up to noventa y nueve."""
 
 from __future__ import annotations
 
-from .base import (
-    ANIMAL_VERBS,
-    adjectives_for,
-    capitalize,
-    chance,
-    count,
-    finish,
-    join,
-    keyed,
-    pick,
-    table,
-    verb_and_object,
-    words,
-)
+import numpy as np
+
+from .base import Grammar, adjectives_for, chance, finish, join, keyed, pick, table, words
 
 HUMANS = table("""
 m niño niños; f niña niñas; m hombre hombres; f mujer mujeres; m vecino vecinos;
@@ -124,113 +113,6 @@ def _predicate(rng, gender: str, kind: str) -> str:
                 fem if gender == "f" else masc)
 
 
-def _subject(rng, humans_only: bool = False) -> tuple[str, str]:
-    noun = pick(rng, HUMANS if humans_only or chance(rng, 0.75) else ANIMALS)
-    return noun_phrase(rng, noun, adj_kind="a"), noun[0]
-
-
-def _intransitive(rng) -> tuple[str, str]:
-    key = pick(rng, list(INTRANSITIVE))
-    return _subject(rng, humans_only=key not in ANIMAL_VERBS)[0], INTRANSITIVE[key][0]
-
-
-def _object(rng):
-    verb, thing = verb_and_object(rng, TRANSITIVE, THINGS)
-    return verb, noun_phrase(rng, thing, adj_kind="t")
-
-
-def _question(text: str) -> str:
-    return finish("¿" + text, "?")
-
-
-def _simple_clause(rng) -> str:
-    if chance(rng, 0.5):
-        subject, verb = _intransitive(rng)
-        return join(subject, verb, pick(rng, PLACES) if chance(rng, 0.5) else pick(rng, TIMES))
-    (verb, *_), obj = _object(rng)
-    return join(_subject(rng, True)[0], verb, obj)
-
-
-def sentence(rng) -> str:
-    """One Spanish sentence from a randomly chosen frame."""
-    frame = int(rng.integers(14))
-    if frame == 0:
-        subject, verb = _intransitive(rng)
-        return finish(join(subject, verb, pick(rng, PLACES),
-                           pick(rng, TIMES) if chance(rng, 0.5) else ""))
-    if frame == 1:
-        (verb, *_), obj = _object(rng)
-        return finish(join(_subject(rng, True)[0], verb, obj,
-                           pick(rng, PLACES) if chance(rng, 0.5) else ""))
-    if frame == 2:
-        (verb, *_), obj = _object(rng)
-        return finish(f"{pick(rng, TIMES)}, " + join(_subject(rng, True)[0], verb, obj))
-    if frame == 3:
-        if chance(rng, 0.5):
-            noun = pick(rng, list(THINGS.values()))
-            subject, gender, kind = noun_phrase(rng, noun, adj_p=0), noun[0], "t"
-        else:
-            (subject, gender), kind = _subject(rng), "a"
-        text = join(subject, _predicate(rng, gender, kind))
-        return finish("¡" + text, "!") if chance(rng, 0.2) else finish(text)
-    if frame == 4:
-        (_, _, participle, _), obj = _object(rng)
-        return finish(join(pick(rng, PERFECT_AUX), participle, obj,
-                           pick(rng, PAST_TIMES) if chance(rng, 0.6) else ""))
-    if frame == 5:
-        (_, infinitive, _, _), obj = _object(rng)
-        return finish(join(pick(rng, MODALS), infinitive, obj,
-                           pick(rng, TIMES) if chance(rng, 0.5) else ""))
-    if frame == 6:
-        return finish(join(pick(rng, MODALS), "ir", pick(rng, DESTINATIONS),
-                           pick(rng, TIMES) if chance(rng, 0.5) else ""))
-    if frame == 7:  # yes/no questions
-        (verb, _, participle, _), obj = _object(rng)
-        if chance(rng, 0.5):
-            return _question(join(_subject(rng, True)[0], verb, obj))
-        return _question(join(pick(rng, ("has", "habéis", "ha")), participle, obj))
-    if frame == 8:  # wh-questions, verb before subject
-        choice = int(rng.integers(5))
-        (verb, _, participle, _), obj = _object(rng)
-        if choice == 0:
-            thing = noun_phrase(rng, pick(rng, list(THINGS.values())), adj_kind="t")
-            return _question(join("dónde está", thing if chance(rng, 0.7) else _subject(rng)[0]))
-        if choice == 1:
-            subject, verb_i = _intransitive(rng)
-            return _question(join("por qué", verb_i, subject, "tan", pick(rng, TAN_MANNERS)))
-        if choice == 2:
-            return _question(join("quién ha", participle, obj))
-        if choice == 3:
-            return _question(join("qué", verb, _subject(rng, True)[0], pick(rng, TIMES)))
-        return _question(join("cuándo va", _subject(rng)[0], pick(rng, DESTINATIONS)))
-    if frame == 9:  # counts and prices
-        n, choice = count(rng), int(rng.integers(4))
-        thing = pick(rng, list(THINGS.values()))
-        if choice == 0:
-            return finish(join("hay", number_words(n), thing[2], pick(rng, SURFACES)))
-        if choice == 1:
-            return finish(join("todavía necesitamos", number_words(n), thing[2]))
-        if choice == 2:
-            return finish(join(noun_phrase(rng, thing, adj_p=0), "cuesta", number_words(n),
-                               "euros"))
-        return finish(join("el tren sale a las", number_words(int(rng.integers(2, 13)))))
-    if frame == 10:
-        (verb, *_), obj = _object(rng)
-        who = pick(rng, ("creo", "pienso", "sé")) if chance(rng, 0.5) else \
-            join(_subject(rng, True)[0], pick(rng, SAY))
-        return finish(join(who, "que", _subject(rng, True)[0], verb, obj))
-    if frame == 11:
-        return finish(f"{_simple_clause(rng)}, {pick(rng, ('pero', 'y', 'porque'))} "
-                      f"{_simple_clause(rng)}")
-    if frame == 12:
-        (_, _, _, imperative), obj = _object(rng)
-        if chance(rng, 0.5):
-            return finish("por favor, " + join(imperative, obj))
-        return finish(join(imperative, obj) + ", por favor")
-    speaker = join(_subject(rng, True)[0], pick(rng, ("dice", "grita", "responde")))
-    return capitalize(speaker) + ": «" + finish(_simple_clause(rng)) + "»"
-
-
 _UNITS = ("cero uno dos tres cuatro cinco seis siete ocho nueve diez once doce trece catorce "
           "quince dieciséis diecisiete dieciocho diecinueve veinte veintiuno veintidós "
           "veintitrés veinticuatro veinticinco veintiséis veintisiete veintiocho "
@@ -244,3 +126,38 @@ def number_words(n: int) -> str:
         return _UNITS[n]
     tens, units = divmod(n, 10)
     return _TENS[tens] + (f" y {_UNITS[units]}" if units else "")
+
+
+class Spanish(Grammar):
+    def describe(self, rng: np.random.Generator) -> str:
+        subject, noun, kind = self.described(rng)
+        text = join(subject, _predicate(rng, noun[0], kind))
+        return finish("¡" + text, "!") if chance(rng, 0.2) else finish(text)
+
+    def request(self, rng: np.random.Generator) -> str:
+        (*_, imperative), obj = self.transitive(rng)
+        if chance(rng, 0.5):
+            return finish("por favor, " + join(imperative, obj))
+        return finish(join(imperative, obj) + ", por favor")
+
+
+GRAMMAR = Spanish(
+    humans=HUMANS, animals=ANIMALS, things=THINGS, intransitive_verbs=INTRANSITIVE,
+    transitive_verbs=TRANSITIVE, places=PLACES, surfaces=SURFACES, destinations=DESTINATIONS,
+    times=TIMES, past_times=PAST_TIMES, say=SAY, manners=TAN_MANNERS, modals=MODALS,
+    noun_phrase=noun_phrase, number_words=number_words, perfect=PERFECT_AUX, go="ir",
+    question_marks=("¿", "?"), perfect_questions=("has", "habéis", "ha"),
+    wh_phrases=("dónde está {thing}", "por qué {verb} {subject} tan {manner}",
+                "quién ha {participle} {obj}", "qué {verb} {subject} {time}",
+                "cuándo va {subject} {destination}"),
+    count_phrases=("hay {n} {things} {surface}", "todavía necesitamos {n} {things}",
+                   "{thing} cuesta {n} euros", "el tren sale a las {hour}"),
+    opinions=("creo", "pienso", "sé"), reported_phrase="{who} que {subject} {verb} {obj}",
+    conjunctions=("pero", "y", "porque"), speech_verbs=("dice", "grita", "responde"),
+    quote_marks=(": «", "»"),
+)
+
+
+def sentence(rng: np.random.Generator) -> str:
+    """One Spanish sentence from a randomly chosen frame."""
+    return GRAMMAR.sentence(rng)

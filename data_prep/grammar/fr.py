@@ -6,20 +6,9 @@ from __future__ import annotations
 
 import re
 
-from .base import (
-    ANIMAL_VERBS,
-    adjectives_for,
-    capitalize,
-    chance,
-    count,
-    finish,
-    join,
-    keyed,
-    pick,
-    table,
-    verb_and_object,
-    words,
-)
+import numpy as np
+
+from .base import Grammar, adjectives_for, chance, finish, join, keyed, pick, table, words
 
 HUMANS = table("""
 m:garçon:garçons; f:fille:filles; m:enfant:enfants; f:femme:femmes; m:homme:hommes;
@@ -154,117 +143,6 @@ def _predicate(rng, gender: str, kind: str) -> str:
     return join("est", pick(rng, DEGREES) if chance(rng, 0.6) else "", adj)
 
 
-def _subject(rng, humans_only: bool = False) -> tuple[str, str]:
-    noun = pick(rng, HUMANS if humans_only or chance(rng, 0.75) else ANIMALS)
-    return noun_phrase(rng, noun, adj_kind="a"), noun[0]
-
-
-def _intransitive(rng) -> tuple[str, str]:
-    key = pick(rng, list(INTRANSITIVE))
-    return _subject(rng, humans_only=key not in ANIMAL_VERBS)[0], INTRANSITIVE[key][0]
-
-
-def _object(rng):
-    verb, thing = verb_and_object(rng, TRANSITIVE, THINGS)
-    return verb, noun_phrase(rng, thing, adj_kind="t")
-
-
-def _simple_clause(rng) -> str:
-    if chance(rng, 0.5):
-        subject, verb = _intransitive(rng)
-        return join(subject, verb, pick(rng, PLACES) if chance(rng, 0.5) else pick(rng, TIMES))
-    (verb, *_), obj = _object(rng)
-    return join(_subject(rng, True)[0], verb, obj)
-
-
-def sentence(rng) -> str:
-    """One French sentence from a randomly chosen frame."""
-    return elide(_sentence(rng))
-
-
-def _sentence(rng) -> str:
-    frame = int(rng.integers(14))
-    if frame == 0:
-        subject, verb = _intransitive(rng)
-        return finish(join(subject, verb, pick(rng, PLACES),
-                           pick(rng, TIMES) if chance(rng, 0.5) else ""))
-    if frame == 1:
-        (verb, *_), obj = _object(rng)
-        return finish(join(_subject(rng, True)[0], verb, obj,
-                           pick(rng, PLACES) if chance(rng, 0.5) else ""))
-    if frame == 2:
-        (verb, *_), obj = _object(rng)
-        return finish(f"{pick(rng, TIMES)}, " + join(_subject(rng, True)[0], verb, obj))
-    if frame == 3:
-        if chance(rng, 0.5):
-            noun = pick(rng, list(THINGS.values()))
-            subject, gender, kind = noun_phrase(rng, noun, adj_p=0), noun[0], "t"
-        else:
-            (subject, gender), kind = _subject(rng), "a"
-        return finish(join(subject, _predicate(rng, gender, kind)), pick(rng, (".", " !", ".")))
-    if frame == 4:
-        (_, _, participle, _), obj = _object(rng)
-        return finish(join(pick(rng, PERFECT_SUBJECTS), participle, obj,
-                           pick(rng, PAST_TIMES) if chance(rng, 0.6) else ""))
-    if frame == 5:
-        (_, infinitive, _, _), obj = _object(rng)
-        return finish(join(pick(rng, MODALS), infinitive, obj,
-                           pick(rng, TIMES) if chance(rng, 0.5) else ""))
-    if frame == 6:
-        return finish(join(pick(rng, MODALS), "aller", pick(rng, DESTINATIONS),
-                           pick(rng, TIMES) if chance(rng, 0.5) else ""))
-    if frame == 7:  # yes/no questions
-        (verb, _, participle, _), obj = _object(rng)
-        if chance(rng, 0.5):
-            return finish(join("est-ce que", _subject(rng, True)[0], verb, obj), " ?")
-        return finish(join(pick(rng, ("as-tu", "avez-vous", "a-t-il", "a-t-elle")), participle,
-                           obj), " ?")
-    if frame == 8:  # wh-questions
-        choice = int(rng.integers(5))
-        (verb, _, participle, _), obj = _object(rng)
-        if choice == 0:
-            noun = pick(rng, list(THINGS.values()))
-            thing = noun_phrase(rng, noun, adj_kind="t")
-            return finish(join("où est", thing if chance(rng, 0.7) else _subject(rng)[0]), " ?")
-        if choice == 1:
-            subject, verb_i = _intransitive(rng)
-            return finish(join("pourquoi est-ce que", subject, verb_i, "si",
-                               pick(rng, SI_MANNERS)), " ?")
-        if choice == 2:
-            return finish(join("qui a", participle, obj), " ?")
-        if choice == 3:
-            return finish(join("qu'est-ce que", _subject(rng, True)[0], verb, pick(rng, TIMES)),
-                          " ?")
-        return finish(join("quand est-ce que", _subject(rng)[0], "va", pick(rng, DESTINATIONS)),
-                      " ?")
-    if frame == 9:  # counts and prices
-        n, choice = count(rng), int(rng.integers(4))
-        thing = pick(rng, list(THINGS.values()))
-        if choice == 0:
-            return finish(join("il y a", number_words(n), thing[2], pick(rng, SURFACES)))
-        if choice == 1:
-            return finish(join("nous avons encore besoin de", number_words(n), thing[2]))
-        if choice == 2:
-            return finish(join(noun_phrase(rng, thing, adj_p=0), "coûte", number_words(n),
-                               "euros"))
-        return finish(join("le train part à", number_words(int(rng.integers(2, 13))), "heures"))
-    if frame == 10:
-        (verb, *_), obj = _object(rng)
-        who = pick(rng, ("je pense", "je crois", "nous espérons")) if chance(rng, 0.5) else \
-            join(_subject(rng, True)[0], pick(rng, SAY))
-        return finish(join(who, "que", _subject(rng, True)[0], verb, obj))
-    if frame == 11:
-        return finish(f"{_simple_clause(rng)}, {pick(rng, ('mais', 'et', 'car'))} "
-                      f"{_simple_clause(rng)}")
-    if frame == 12:
-        (_, _, _, imperative), obj = _object(rng)
-        if chance(rng, 0.5):
-            return finish(join(imperative, obj) + ", s'il vous plaît", pick(rng, (".", " !")))
-        return finish("s'il vous plaît, " + join(imperative, obj), " !")
-    speaker = join(_subject(rng, True)[0], pick(rng, ("dit", "crie", "répond")))
-    return capitalize(speaker) + " : « " + finish(_simple_clause(rng)) + " »"
-
-
 _UNITS = ("zéro un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze "
           "quinze seize").split()
 _TENS = "_ _ vingt trente quarante cinquante soixante".split()
@@ -284,3 +162,41 @@ def number_words(n: int) -> str:
     if units == 0:
         return _TENS[tens]
     return _TENS[tens] + (" et un" if units == 1 else "-" + _UNITS[units])
+
+
+class French(Grammar):
+    def sentence(self, rng: np.random.Generator) -> str:
+        return elide(super().sentence(rng))
+
+    def describe(self, rng: np.random.Generator) -> str:
+        subject, noun, kind = self.described(rng)
+        return finish(join(subject, _predicate(rng, noun[0], kind)), pick(rng, (".", " !", ".")))
+
+    def request(self, rng: np.random.Generator) -> str:
+        (*_, imperative), obj = self.transitive(rng)
+        if chance(rng, 0.5):
+            return finish(join(imperative, obj) + ", s'il vous plaît", pick(rng, (".", " !")))
+        return finish("s'il vous plaît, " + join(imperative, obj), " !")
+
+
+GRAMMAR = French(
+    humans=HUMANS, animals=ANIMALS, things=THINGS, intransitive_verbs=INTRANSITIVE,
+    transitive_verbs=TRANSITIVE, places=PLACES, surfaces=SURFACES, destinations=DESTINATIONS,
+    times=TIMES, past_times=PAST_TIMES, say=SAY, manners=SI_MANNERS, modals=MODALS,
+    noun_phrase=noun_phrase, number_words=number_words, perfect=PERFECT_SUBJECTS, go="aller",
+    question_marks=("", " ?"), yes_no_prefix="est-ce que",
+    perfect_questions=("as-tu", "avez-vous", "a-t-il", "a-t-elle"),
+    wh_phrases=("où est {thing}", "pourquoi est-ce que {subject} {verb} si {manner}",
+                "qui a {participle} {obj}", "qu'est-ce que {subject} {verb} {time}",
+                "quand est-ce que {subject} va {destination}"),
+    count_phrases=("il y a {n} {things} {surface}", "nous avons encore besoin de {n} {things}",
+                   "{thing} coûte {n} euros", "le train part à {hour} heures"),
+    opinions=("je pense", "je crois", "nous espérons"),
+    reported_phrase="{who} que {subject} {verb} {obj}", conjunctions=("mais", "et", "car"),
+    speech_verbs=("dit", "crie", "répond"), quote_marks=(" : « ", " »"),
+)
+
+
+def sentence(rng: np.random.Generator) -> str:
+    """One French sentence from a randomly chosen frame."""
+    return GRAMMAR.sentence(rng)

@@ -4,20 +4,9 @@ gender agreement, possessives with their article, numbers up to novantanove
 
 from __future__ import annotations
 
-from .base import (
-    ANIMAL_VERBS,
-    adjectives_for,
-    capitalize,
-    chance,
-    count,
-    finish,
-    join,
-    keyed,
-    pick,
-    table,
-    verb_and_object,
-    words,
-)
+import numpy as np
+
+from .base import Grammar, adjectives_for, chance, finish, join, keyed, pick, table, words
 
 HUMANS = table("""
 m ragazzo ragazzi; f ragazza ragazze; m bambino bambini; f bambina bambine; m uomo uomini;
@@ -145,108 +134,6 @@ def _predicate(rng, gender: str, kind: str) -> str:
                 fem if gender == "f" else masc)
 
 
-def _subject(rng, humans_only: bool = False) -> tuple[str, str]:
-    noun = pick(rng, HUMANS if humans_only or chance(rng, 0.75) else ANIMALS)
-    return noun_phrase(rng, noun, adj_kind="a"), noun[0]
-
-
-def _intransitive(rng) -> tuple[str, str]:
-    key = pick(rng, list(INTRANSITIVE))
-    return _subject(rng, humans_only=key not in ANIMAL_VERBS)[0], INTRANSITIVE[key][0]
-
-
-def _object(rng):
-    verb, thing = verb_and_object(rng, TRANSITIVE, THINGS)
-    return verb, noun_phrase(rng, thing, adj_kind="t")
-
-
-def _simple_clause(rng) -> str:
-    if chance(rng, 0.5):
-        subject, verb = _intransitive(rng)
-        return join(subject, verb, pick(rng, PLACES) if chance(rng, 0.5) else pick(rng, TIMES))
-    (verb, *_), obj = _object(rng)
-    return join(_subject(rng, True)[0], verb, obj)
-
-
-def sentence(rng) -> str:
-    """One Italian sentence from a randomly chosen frame."""
-    frame = int(rng.integers(14))
-    if frame == 0:
-        subject, verb = _intransitive(rng)
-        return finish(join(subject, verb, pick(rng, PLACES),
-                           pick(rng, TIMES) if chance(rng, 0.5) else ""))
-    if frame == 1:
-        (verb, *_), obj = _object(rng)
-        return finish(join(_subject(rng, True)[0], verb, obj,
-                           pick(rng, PLACES) if chance(rng, 0.5) else ""))
-    if frame == 2:
-        (verb, *_), obj = _object(rng)
-        return finish(f"{pick(rng, TIMES)}, " + join(_subject(rng, True)[0], verb, obj))
-    if frame == 3:
-        if chance(rng, 0.5):
-            noun = pick(rng, list(THINGS.values()))
-            subject, gender, kind = noun_phrase(rng, noun, adj_p=0), noun[0], "t"
-        else:
-            (subject, gender), kind = _subject(rng), "a"
-        return finish(join(subject, _predicate(rng, gender, kind)), pick(rng, ".!."))
-    if frame == 4:
-        (_, _, participle, _), obj = _object(rng)
-        return finish(join(pick(rng, PERFECT_AUX), participle, obj,
-                           pick(rng, PAST_TIMES) if chance(rng, 0.6) else ""))
-    if frame == 5:
-        (_, infinitive, _, _), obj = _object(rng)
-        return finish(join(pick(rng, MODALS), infinitive, obj,
-                           pick(rng, TIMES) if chance(rng, 0.5) else ""))
-    if frame == 6:
-        return finish(join(pick(rng, MODALS), "andare", pick(rng, DESTINATIONS),
-                           pick(rng, TIMES) if chance(rng, 0.5) else ""))
-    if frame == 7:  # yes/no questions: intonation only, or the perfect
-        (verb, _, participle, _), obj = _object(rng)
-        if chance(rng, 0.5):
-            return finish(join(_subject(rng, True)[0], verb, obj), "?")
-        return finish(join(pick(rng, ("hai", "avete", "ha")), participle, obj), "?")
-    if frame == 8:  # wh-questions
-        choice = int(rng.integers(5))
-        (verb, _, participle, _), obj = _object(rng)
-        if choice == 0:
-            thing = noun_phrase(rng, pick(rng, list(THINGS.values())), adj_kind="t")
-            return finish("dov'è " + (thing if chance(rng, 0.7) else _subject(rng)[0]), "?")
-        if choice == 1:
-            subject, verb_i = _intransitive(rng)
-            return finish(join("perché", subject, verb_i, "così", pick(rng, COSI_MANNERS)), "?")
-        if choice == 2:
-            return finish(join("chi ha", participle, obj), "?")
-        if choice == 3:
-            return finish(join("che cosa", verb, _subject(rng, True)[0], pick(rng, TIMES)), "?")
-        return finish(join("quando va", _subject(rng)[0], pick(rng, DESTINATIONS)), "?")
-    if frame == 9:  # counts and prices
-        n, choice = count(rng), int(rng.integers(4))
-        thing = pick(rng, list(THINGS.values()))
-        if choice == 0:
-            return finish(join("ci sono", number_words(n), thing[2], pick(rng, SURFACES)))
-        if choice == 1:
-            return finish(join("abbiamo ancora bisogno di", number_words(n), thing[2]))
-        if choice == 2:
-            return finish(join(noun_phrase(rng, thing, adj_p=0), "costa", number_words(n),
-                               "euro"))
-        return finish(join("il treno parte alle", number_words(int(rng.integers(2, 13)))))
-    if frame == 10:
-        (verb, *_), obj = _object(rng)
-        who = pick(rng, ("so", "vedo", "ho sentito")) if chance(rng, 0.5) else \
-            join(_subject(rng, True)[0], pick(rng, SAY))
-        return finish(join(who, "che", _subject(rng, True)[0], verb, obj))
-    if frame == 11:
-        return finish(f"{_simple_clause(rng)}, {pick(rng, ('ma', 'e', 'perché'))} "
-                      f"{_simple_clause(rng)}")
-    if frame == 12:
-        (_, _, _, imperative), obj = _object(rng)
-        if chance(rng, 0.5):
-            return finish("per favore, " + join(imperative, obj), pick(rng, ".!"))
-        return finish(join(imperative, obj) + ", per favore", pick(rng, ".!"))
-    speaker = join(_subject(rng, True)[0], pick(rng, ("dice", "grida", "risponde")))
-    return capitalize(speaker) + ": «" + finish(_simple_clause(rng)) + "»"
-
-
 _UNITS = ("zero uno due tre quattro cinque sei sette otto nove dieci undici dodici tredici "
           "quattordici quindici sedici diciassette diciotto diciannove").split()
 _TENS = "_ _ venti trenta quaranta cinquanta sessanta settanta ottanta novanta".split()
@@ -261,3 +148,37 @@ def number_words(n: int) -> str:
     if units in (1, 8):
         word = word[:-1]
     return word + ("" if units == 0 else "tré" if units == 3 else _UNITS[units])
+
+
+class Italian(Grammar):
+    def describe(self, rng: np.random.Generator) -> str:
+        subject, noun, kind = self.described(rng)
+        return finish(join(subject, _predicate(rng, noun[0], kind)), pick(rng, ".!."))
+
+    def request(self, rng: np.random.Generator) -> str:
+        (*_, imperative), obj = self.transitive(rng)
+        if chance(rng, 0.5):
+            return finish("per favore, " + join(imperative, obj), pick(rng, ".!"))
+        return finish(join(imperative, obj) + ", per favore", pick(rng, ".!"))
+
+
+GRAMMAR = Italian(
+    humans=HUMANS, animals=ANIMALS, things=THINGS, intransitive_verbs=INTRANSITIVE,
+    transitive_verbs=TRANSITIVE, places=PLACES, surfaces=SURFACES, destinations=DESTINATIONS,
+    times=TIMES, past_times=PAST_TIMES, say=SAY, manners=COSI_MANNERS, modals=MODALS,
+    noun_phrase=noun_phrase, number_words=number_words, perfect=PERFECT_AUX, go="andare",
+    perfect_questions=("hai", "avete", "ha"),
+    wh_phrases=("dov'è {thing}", "perché {subject} {verb} così {manner}",
+                "chi ha {participle} {obj}", "che cosa {verb} {subject} {time}",
+                "quando va {subject} {destination}"),
+    count_phrases=("ci sono {n} {things} {surface}", "abbiamo ancora bisogno di {n} {things}",
+                   "{thing} costa {n} euro", "il treno parte alle {hour}"),
+    opinions=("so", "vedo", "ho sentito"), reported_phrase="{who} che {subject} {verb} {obj}",
+    conjunctions=("ma", "e", "perché"), speech_verbs=("dice", "grida", "risponde"),
+    quote_marks=(": «", "»"),
+)
+
+
+def sentence(rng: np.random.Generator) -> str:
+    """One Italian sentence from a randomly chosen frame."""
+    return GRAMMAR.sentence(rng)
