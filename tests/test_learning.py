@@ -75,9 +75,9 @@ def test_training_learns_two_languages(trained):
         assert final[loc] < CER_BOUND
 
 
-def test_beam_lm_and_language_id_on_the_test_sets(trained, tmp_path):
+def test_beam_search_and_lm_on_the_test_set(trained, tmp_path):
     """Beam search alone is no worse than greedy beyond noise; with an in-domain word LM it is
-    better; the pooled language-ID head tells the two languages apart."""
+    better (measured: es test WER 0.954 greedy, 0.943 beam, 0.753 beam + LM)."""
     from asr.decode import DecodeConfig
     from asr.evaluate import evaluate_model
     from asr.lm import build_lm
@@ -100,7 +100,14 @@ def test_beam_lm_and_language_id_on_the_test_sets(trained, tmp_path):
     print(f"\nes test WER: greedy {greedy:.3f}, beam 16 {beam:.3f}, beam 16 + 3-gram LM {fused:.3f}")
     assert beam <= greedy + 0.02
     assert fused < greedy - 0.02
-    report = evaluate_model(run, data, split="test")
+
+
+def test_language_id_on_the_test_sets(trained):
+    """The pooled language-ID head tells the two languages apart. Without the trainer's replay
+    of other languages' pooled outputs it did not (es 15%, zh-CN 96%): see Trainer._lid_loss."""
+    from asr.evaluate import evaluate_model
+
+    report = evaluate_model(trained["run"], trained["data"], split="test")
     lid = {loc: r["lid_accuracy"] for loc, r in report["languages"].items()}
     print(f"language ID accuracy on the test sets: {lid}")
     assert all(acc >= 0.9 for acc in lid.values())

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from asr.checkpoint import load_package
 from asr.config import load_run_config
 from asr.data import DataConfig, LanguageData, MultilingualSampler, make_buckets
 from asr.package import load_package_model
 from asr.prepare import feature_dir
 from asr.tokenizer import Tokenizer
-from asr.train import Trainer, TrainingError, lr_lambda
+from asr.train import LID_MEMORY, Trainer, TrainingError, lr_lambda
 
 LOCALES = ["de", "zh-CN"]
 
@@ -69,6 +70,30 @@ def test_train_writes_a_loadable_run(fake_data, tmp_path):
                                  progress=False).cfg
     with pytest.raises(TrainingError, match="--resume"):
         Trainer(tiny(), fake_data, LOCALES, tmp_path / "run", progress=False)
+    # the language-ID replay memory (recent pooled outputs per language) is part of the state
+    tensors, _ = load_package(tmp_path / "run" / "train_state.safetensors")
+    for loc in LOCALES:
+        mem = tensors[f"lid_memory.{loc}"]
+        assert mem.shape[1] == pkg.config.model.d_model and 0 < len(mem) <= LID_MEMORY
+
+
+def test_language_id_replay_weighs_languages_equally(fake_data, tmp_path):
+    """With one language per batch, the LID loss also scores the other languages' remembered
+    pooled outputs, so a head that just follows the current batch's language is penalised."""
+    trainer = Trainer(tiny(), fake_data, LOCALES, tmp_path / "run", progress=False)
+    d = trainer.model.config.d_model
+    out = {"lid_logits": torch.tensor([[4.0, -4.0]]), "out_lens": torch.tensor([1]),
+           "shared": torch.zeros(1, 1, d)}
+    alone = trainer._lid_loss(out, "de", 1).item()  # memory empty: plain cross-entropy
+    assert alone == pytest.approx(torch.nn.functional.cross_entropy(
+        out["lid_logits"], torch.tensor([0])).item())
+    assert set(trainer.lid_memory) == {"de"}
+    trainer.lid_memory["zh-CN"] = torch.randn(3, d)
+    with torch.no_grad():
+        mem_logits = trainer.model.lid_logits(trainer.lid_memory["zh-CN"][:, None, :],
+                                              torch.ones(3, dtype=torch.long))
+    replay = torch.nn.functional.cross_entropy(mem_logits, torch.ones(3, dtype=torch.long)).item()
+    assert trainer._lid_loss(out, "de", 1).item() == pytest.approx((alone + replay) / 2, rel=1e-5)
 
 
 def test_resume_after_crash_matches_uninterrupted(fake_data, tmp_path):
