@@ -366,6 +366,10 @@ class Trainer:
             if improved:
                 copy_file(path, self.out / "model.safetensors")
             self._save_state()
+        return self._patience_spent()
+
+    def _patience_spent(self) -> bool:
+        """Early stopping's condition: `patience` validations without improvement, past min_steps."""
         patience = self.cfg.train.patience
         return bool(patience and self.bad_validations >= patience
                     and self.step >= self.cfg.train.min_steps)
@@ -384,8 +388,11 @@ class Trainer:
                            resume_step=self.step if self.resumed else None)
         bar = tqdm(total=tc.max_steps, initial=self.step, disable=not self.progress,
                    desc="train", unit="step", dynamic_ncols=True)
-        t0, audio, bad_in_row, stopped_early = time.perf_counter(), 0.0, 0, False
-        while self.step < tc.max_steps:
+        t0, audio, bad_in_row = time.perf_counter(), 0.0, 0
+        # A run killed after it decided to stop early (state saved, summary not yet written)
+        # must stop again on --resume, not train on.
+        stopped_early = self.resumed and self._patience_spent()
+        while self.step < tc.max_steps and not stopped_early:
             if stop_at is not None and self.step >= stop_at:
                 return {"stopped_at": self.step}
             s = self.update()

@@ -148,3 +148,14 @@ def test_ddp_two_cpu_processes_match_single_process(fake_data, tmp_path):
     single.fit()
     flat = torch.cat([p.detach().flatten() for p in single.model.parameters()]).numpy()
     assert np.abs(flat - r0).max() < 1e-4
+
+
+def test_resume_after_early_stop_stops_again(fake_data, tmp_path):
+    """Killed after deciding to stop early (state saved, summary not written): --resume must
+    not train on."""
+    cfg = tiny("train.max_steps=40", "train.valid_every=5", "train.patience=1", "train.lr=1e-9")
+    first = Trainer(cfg, fake_data, LOCALES, tmp_path / "run", progress=False).fit()
+    assert first["stopped_early"] and first["steps"] == 10  # dev CER cannot improve at lr 1e-9
+    (tmp_path / "run" / "summary.json").unlink()
+    again = Trainer(cfg, fake_data, LOCALES, tmp_path / "run", resume=True, progress=False).fit()
+    assert again["stopped_early"] and again["steps"] == 10
