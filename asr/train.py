@@ -285,6 +285,7 @@ class Trainer:
                                                                         device=mem.device))
             target = torch.full((len(mem),), languages.index(loc), device=self.device)
             lid = lid + F.cross_entropy(logits.float(), target)
+        pooled = pooled[torch.isfinite(pooled).all(dim=1)]  # a non-finite step must not poison it
         pooled = self._whole_batch_rows(pooled)  # every rank keeps the single-process memory
         self.lid_memory[locale] = torch.cat([self.lid_memory.get(locale, pooled[:0]), pooled])[-LID_MEMORY:]
         return lid / (1 + len(others))
