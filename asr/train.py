@@ -26,7 +26,7 @@ from asr.evaluate import format_scores, metric_value, validate
 from asr.features import FeatureStats, spec_augment
 from asr.fileio import copy_file, write_json
 from asr.model.encoder import lengths_to_mask
-from asr.model.heads import ctc_loss
+from asr.model.heads import ctc_loss, masked_mean
 from asr.model.multilingual import MultilingualCTC, count_parameters
 from asr.model.progressive import ProgressiveCTC, add_column
 from asr.package import load_package_model, save_model
@@ -276,8 +276,8 @@ class Trainer:
         lang = torch.full((out["lid_logits"].shape[0],), languages.index(locale), device=self.device)
         lid = F.cross_entropy(out["lid_logits"].float(), lang, reduction="sum")
         lid = lid * self.dist.world_size / max(global_b, 1)
-        mask = lengths_to_mask(out["out_lens"], out["shared"].shape[1])[..., None]  # (B, T', 1)
-        pooled = ((out["shared"].float() * mask).sum(1) / mask.sum(1).clamp(min=1)).detach()
+        mask = lengths_to_mask(out["out_lens"], out["shared"].shape[1])  # (B, T')
+        pooled = masked_mean(out["shared"].float(), mask).detach()  # what the LID head pools
         others = [loc for loc in languages if loc != locale and loc in self.lid_memory]
         for loc in others:
             mem = self.lid_memory[loc]  # (N, D): each vector is a one-frame "utterance"

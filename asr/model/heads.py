@@ -45,6 +45,12 @@ class CTCHeads(nn.ModuleDict):
         return F.log_softmax(self[locale](x).float(), dim=-1)
 
 
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real frames: x (B, T, D), mask (B, T) bool True = real -> (B, D)."""
+    m = mask[..., None].to(x.dtype)  # (B, T, 1)
+    return (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+
+
 class LanguageIDHead(nn.Module):
     """Masked mean over real frames, then Linear: x (B, T, D), mask (B, T) -> logits (B, L)."""
 
@@ -63,9 +69,7 @@ class LanguageIDHead(nn.Module):
         self.proj = new
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        m = mask[..., None].to(x.dtype)  # (B, T, 1)
-        pooled = (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)  # (B, D)
-        return self.proj(pooled)  # (B, L)
+        return self.proj(masked_mean(x, mask))  # (B, L)
 
 
 def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, input_lens: torch.Tensor,
