@@ -104,14 +104,32 @@ class HelperSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class StrategyGrid:
+    """One strategy's own target hours and/or seeds, in place of the grid's."""
+
+    hours: tuple[float, ...] | None = None
+    seeds: tuple[int, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class GridSpec:
     strategies: tuple[str, ...]
     seeds: tuple[int, ...] = (0,)
+    # e.g. the costly joint runs at the smallest hours only, or target_only extended past the
+    # largest point so that every ratio is interpolated on its curve rather than bounded
+    per_strategy: dict[str, StrategyGrid] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         bad = [s for s in self.strategies if s not in STRATEGIES]
         if bad:
             raise ValueError(f"unknown strategy {bad[0]!r}; known: {', '.join(STRATEGIES)}")
+        stray = sorted(set(self.per_strategy) - set(self.strategies))
+        if stray:
+            raise ValueError(f"per_strategy names {stray[0]!r}, which is not in strategies")
+        for s, g in self.per_strategy.items():
+            if (g.hours is not None and (not g.hours or min(g.hours) <= 0)) or g.seeds == ():
+                raise ValueError(f"per_strategy.{s}: give at least one positive hours value "
+                                 "and one seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +167,19 @@ class ExperimentConfig:
     grid: GridSpec
     budget: BudgetSpec
     run: RunSpec = dataclasses.field(default_factory=RunSpec)
+
+    def hours_for(self, strategy: str) -> tuple[float, ...]:
+        g = self.grid.per_strategy.get(strategy)
+        return g.hours if g and g.hours is not None else self.target.hours
+
+    def seeds_for(self, strategy: str) -> tuple[int, ...]:
+        g = self.grid.per_strategy.get(strategy)
+        return g.seeds if g and g.seeds is not None else self.grid.seeds
+
+    def points(self, strategies: tuple[str, ...] | None = None) -> list[tuple[int, float]]:
+        """The (seed, target hours) points that these strategies (default: all) train on."""
+        return sorted({(seed, h) for s in (strategies or self.grid.strategies)
+                       for seed in self.seeds_for(s) for h in self.hours_for(s)})
 
 
 def experiment_path(name: str | Path) -> Path:
@@ -268,15 +299,14 @@ def plan_jobs(exp: ExperimentConfig, root: Path) -> list[Job]:
         job.run_dir = root / "runs" / f"{name}-s{job.seed}-{job.key}"
         return job
 
-    needs_pretrain = any(s != "target_only" for s in exp.grid.strategies)  # forgetting baseline
-    for seed in exp.grid.seeds:
-        if needs_pretrain:
-            pretrains[seed] = keyed(Job("pretrain", seed, None, run_config(exp, "pretrain", seed),
-                                        data / "helpers", helpers, helpers))
-            jobs.append(pretrains[seed])
-    for seed in exp.grid.seeds:
-        for h in exp.target.hours:
-            for s in exp.grid.strategies:
+    others = tuple(s for s in exp.grid.strategies if s != "target_only")  # forgetting baseline
+    for seed in sorted({seed for s in others for seed in exp.seeds_for(s)}):
+        pretrains[seed] = keyed(Job("pretrain", seed, None, run_config(exp, "pretrain", seed),
+                                    data / "helpers", helpers, helpers))
+        jobs.append(pretrains[seed])
+    for seed, h in exp.points():
+        for s in exp.grid.strategies:
+            if seed in exp.seeds_for(s) and h in exp.hours_for(s):
                 point = point_dir(data, seed, h, shuffled=s == "joint_shuffled")
                 locales = [*helpers, tgt] if s.startswith("joint") else [tgt]
                 evals = [tgt] if s == "target_only" else [tgt, *helpers]

@@ -254,3 +254,28 @@ def test_budget_per_language_scales_multilingual_runs(tmp_path, release):
         assert (t.max_steps, t.valid_every, t.min_steps, t.patience) == (4 * k, 2 * k, 2 * k, 2)
         assert run_config(same, strategy, 0).train.max_steps == 4
     assert "per language" in budget_rule(exp) and "per language" not in budget_rule(same)
+
+
+def test_per_strategy_grid_narrows_and_extends(tmp_path, release):
+    path = write_config(tmp_path / "g.yaml", release,
+                        strategies=("target_only", "joint", "joint_shuffled", "finetune"))
+    exp = load_experiment_config(path, [
+        "grid.seeds=[0,1]",
+        f"grid.per_strategy={{target_only: {{hours: [{HOURS[0]}, {HOURS[1]}, 0.01]}}, "
+        f"joint: {{hours: [{HOURS[0]}]}}, joint_shuffled: {{hours: [{HOURS[0]}], seeds: [1]}}}}"])
+    assert exp.points(("joint_shuffled",)) == [(1, HOURS[0])]
+    assert (0, 0.01) in exp.points() and (1, 0.01) in exp.points()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the 0.01 h point asks for more than the pool holds
+        prepare_experiment_data(exp, tmp_path / "out", run_config(exp, "joint", 0).features)
+    jobs = plan_jobs(exp, tmp_path / "out")
+    grid = sorted((j.strategy, j.hours, j.seed) for j in jobs if j.strategy != "pretrain")
+    expected = ([("target_only", h, s) for h in (*HOURS, 0.01) for s in (0, 1)]
+                + [("finetune", h, s) for h in HOURS for s in (0, 1)]
+                + [("joint", HOURS[0], s) for s in (0, 1)] + [("joint_shuffled", HOURS[0], 1)])
+    assert grid == sorted(expected)
+    assert [j.seed for j in jobs if j.strategy == "pretrain"] == [0, 1]
+    assert not (tmp_path / "out" / "data" / "s0" / f"h{HOURS[0]:g}-shuffled").exists()
+    assert (tmp_path / "out" / "data" / "s1" / f"h{HOURS[0]:g}-shuffled").exists()
+    with pytest.raises(ConfigError, match="not in strategies"):
+        load_experiment_config(path, ["grid.per_strategy={progressive: {seeds: [0]}}"])
