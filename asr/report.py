@@ -142,9 +142,10 @@ def ratios(rows: list[dict]) -> list[dict]:
     return out
 
 
-def forgetting(results: list[dict], helpers: list[str]) -> list[dict]:
-    """Helper WER of the helpers' pretrained model (same seed) before, and of each run after;
-    means over seeds per (strategy, hours), and the largest change of any seed."""
+def forgetting(results: list[dict], helpers: list[str], metric: str = "wer") -> list[dict]:
+    """Helper error rate (`metric`: wer or cer) of the helpers' pretrained model (same seed)
+    before, and of each run after; means over seeds per (strategy, hours), and the largest
+    change of any seed."""
     before = {r["seed"]: r["test"] for r in results if r["strategy"] == "pretrain"}
     groups: dict[tuple[str, float], list[dict]] = {}
     for r in results:
@@ -155,8 +156,8 @@ def forgetting(results: list[dict], helpers: list[str]) -> list[dict]:
         row = {"strategy": strategy, "hours": hours, "seeds": sorted(r["seed"] for r in runs)}
         changes = []
         for loc in helpers:
-            b = [before[r["seed"]][loc]["wer"] for r in runs]
-            a = [r["test"][loc]["wer"] for r in runs]
+            b = [before[r["seed"]][loc][metric] for r in runs]
+            a = [r["test"][loc][metric] for r in runs]
             changes += [y - x for x, y in zip(b, a, strict=True)]
             row[loc] = {"before": float(np.mean(b)), "after": float(np.mean(a)),
                         "change": float(np.mean(a) - np.mean(b))}
@@ -192,7 +193,9 @@ def run_rows(results: list[dict], target: str, helpers: list[str]) -> list[dict]
                "cer": t.get("cer"), "cer_ci_low": (t.get("cer_ci95") or [None])[0],
                "cer_ci_high": (t.get("cer_ci95") or [None, None])[1],
                "pinyin_ser": t.get("ser"), "unseen_char_rate": r["unseen_char_rate"]}
-        row |= {f"{loc}_wer": r["test"][loc]["wer"] if loc in r["test"] else None for loc in helpers}
+        for m in ("wer", "cer"):
+            row |= {f"{loc}_{m}": r["test"][loc][m] if loc in r["test"] else None
+                    for loc in helpers}
         row |= {k: r[k] for k in ("parameters", "trainable_parameters", "train_seconds", "steps",
                                   "best_step", "stopped_early", "max_steps", "run_dir")}
         out.append(row)
@@ -225,7 +228,8 @@ def headline(ratio_rows: list[dict], target: str) -> str:
     return text
 
 
-def markdown(exp, rows, ratio_rows, forget, per_run, facts, rule, target, helpers) -> str:
+def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, target,
+             helpers) -> str:
     lines = [f"# Transfer experiment `{exp.name}`: {target} CER against hours", "",
              headline(ratio_rows, target), "",
              f"**Training budget (one rule for every run).** {rule} The helpers' model is "
@@ -258,21 +262,25 @@ def markdown(exp, rows, ratio_rows, forget, per_run, facts, rule, target, helper
                       "-" if r["clearly_better"] is None else "better (intervals apart)"
                       if r["clearly_better"] else "worse (intervals apart)" if r["clearly_worse"]
                       else "intervals overlap"] for r in ratio_rows])
-    lines += ["", "## Forgetting: helper WER before and after adding " + target, "",
+    lines += ["", f"## Forgetting: helper error rates before and after adding {target}", "",
               "Before: the helpers' pretrained model of the same seed. After: the run's model. "
               "finetune and progressive start from that model; joint runs are trained from "
               "scratch, so for them the change compares two models rather than one model twice. "
-              "Progressive columns are frozen, so their change must be exactly 0. WER in %, means "
-              "over seeds; changes in percentage points.", ""]
-    lines += _table(["strategy", "hours", *[f"{h} WER before → after (change)" for h in helpers],
-                     "largest change, any seed"],
-                    [[f["strategy"], f"{f['hours']:g}",
-                      *[f"{_pct(f[h]['before'])} → {_pct(f[h]['after'])} "
-                        f"({'+' if f[h]['change'] >= 0 else ''}{100 * f[h]['change']:.2f})"
-                        for h in helpers],
-                      "0 (exactly)" if f["max_abs_change"] == 0 else f"{100 * f['max_abs_change']:.2f}"]
-                     for f in forget])
-    lines += ["", "## Every run", ""]
+              "Progressive columns are frozen, so their change must be exactly 0. Rates in %, "
+              "means over seeds; changes in percentage points. CER first: a small model's WER "
+              "sits near 100% and hides how much is lost.", ""]
+    for metric, table in (("CER", forget_cer), ("WER", forget)):
+        lines += _table(["strategy", "hours",
+                         *[f"{h} {metric} before → after (change)" for h in helpers],
+                         "largest change, any seed"],
+                        [[f["strategy"], f"{f['hours']:g}",
+                          *[f"{_pct(f[h]['before'])} → {_pct(f[h]['after'])} "
+                            f"({'+' if f[h]['change'] >= 0 else ''}{100 * f[h]['change']:.2f})"
+                            for h in helpers],
+                          "0 (exactly)" if f["max_abs_change"] == 0
+                          else f"{100 * f['max_abs_change']:.2f}"] for f in table])
+        lines += [""]
+    lines += ["## Every run", ""]
     lines += _table(["strategy", "hours", "seed", "CER", "95% CI", "SER", "parameters",
                      "trainable", "steps", "best step", "train s", "run"],
                     [[r["strategy"], "-" if r["target_hours"] is None else f"{r['target_hours']:g}",
@@ -335,7 +343,7 @@ def write_report(exp, root: Path, results: list[dict], facts: dict, rule: str) -
     target, helpers = exp.target.locale, list(exp.helpers.locales)
     rows = aggregate(results, target, helpers)
     ratio_rows = ratios(rows)
-    forget = forgetting(results, helpers)
+    forget, forget_cer = forgetting(results, helpers), forgetting(results, helpers, "cer")
     per_run = run_rows(results, target, helpers)
     buf = io.StringIO()
     if per_run:
@@ -343,11 +351,11 @@ def write_report(exp, root: Path, results: list[dict], facts: dict, rule: str) -
         w.writeheader()
         w.writerows(per_run)
     write_text(root / "results.csv", buf.getvalue())
-    write_text(root / "results.md", markdown(exp, rows, ratio_rows, forget, per_run, facts, rule,
-                                             target, helpers))
+    write_text(root / "results.md", markdown(exp, rows, ratio_rows, forget, forget_cer, per_run,
+                                             facts, rule, target, helpers))
     if rows:
         plot(rows, root / "cer_vs_hours.png", target)
     report = {"headline": headline(ratio_rows, target), "budget_rule": rule, "aggregate": rows,
-              "ratios": ratio_rows, "forgetting": forget, "runs": per_run}
+              "ratios": ratio_rows, "forgetting": forget, "forgetting_cer": forget_cer, "runs": per_run}
     write_json(root / "report.json", report)
     return report

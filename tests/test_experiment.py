@@ -87,6 +87,9 @@ def test_progressive_leaves_helpers_exactly_unchanged(finished):
     forget = finished[2]["forgetting"]
     assert {f["strategy"] for f in forget} == {"progressive"} and len(forget) == len(HOURS)
     assert all(f["de"]["change"] == 0.0 for f in forget)
+    assert [(f["strategy"], f["hours"]) for f in finished[2]["forgetting_cer"]] == [
+        (f["strategy"], f["hours"]) for f in forget]
+    assert all(f["de"]["change"] == 0.0 for f in finished[2]["forgetting_cer"])
 
 
 def test_points_are_nested_and_share_dev_and_test(finished):
