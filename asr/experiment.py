@@ -23,6 +23,8 @@ Strategies (rows of the results):
                            with a new head (Trainer init=)
     progressive            the helpers' model as a frozen column, a new column for the target
                            with lateral adapters (Trainer base=)
+    progressive_copy       as progressive, the new column starting as a copy of the helpers'
+                           column rather than at random (progressive.init=copy)
     progressive_nolateral  as progressive without laterals (progressive.adapter_blocks=[])
 
 Runs are independent processes when `jobs` > 1 (one thread each by default): on a CPU
@@ -61,8 +63,8 @@ from asr.workers import watch_parent
 EXPERIMENT_DIR = CONFIG_DIR / "experiments"
 EXPERIMENT_FORMAT = 1  # bump when a change to this file changes what a run computes
 STRATEGIES = ("target_only", "joint", "joint_shuffled", "finetune", "progressive",
-              "progressive_nolateral")
-NEEDS_HELPER_MODEL = ("finetune", "progressive", "progressive_nolateral")
+              "progressive_copy", "progressive_nolateral")
+NEEDS_HELPER_MODEL = ("finetune", "progressive", "progressive_copy", "progressive_nolateral")
 CODE_PACKAGES = ("polyglot-asr", "torch", "numpy", "sentencepiece", "jiwer")  # in every run key
 
 
@@ -218,6 +220,8 @@ def run_config(exp: ExperimentConfig, strategy: str, seed: int) -> RunConfig:
                  f"train.select_metric={metric}"]
     if strategy == "progressive_nolateral":
         overrides.append("progressive.adapter_blocks=[]")
+    if strategy == "progressive_copy":
+        overrides.append("progressive.init=copy")
     return load_run_config(exp.run.base, overrides)
 
 

@@ -282,3 +282,12 @@ def test_per_strategy_grid_narrows_and_extends(tmp_path, release):
     assert (tmp_path / "out" / "data" / "s1" / f"h{HOURS[0]:g}-shuffled").exists()
     with pytest.raises(ConfigError, match="not in strategies"):
         load_experiment_config(path, ["grid.per_strategy={progressive: {seeds: [0]}}"])
+
+
+def test_progressive_variants_differ_only_in_their_column(tmp_path, release):
+    exp = load_experiment_config(write_config(tmp_path / "p.yaml", release, strategies=(
+        "progressive", "progressive_copy", "progressive_nolateral")))
+    plain, copy, alone = (run_config(exp, s, 0) for s in exp.grid.strategies)
+    assert (plain.progressive.init, copy.progressive.init) == ("random", "copy")
+    assert alone.progressive.adapter_blocks == () and plain.progressive.adapter_blocks != ()
+    assert plain.model == copy.model == alone.model and plain.train == copy.train
