@@ -1,0 +1,209 @@
+"""Executing the transfer experiment's runs (asr/experiment.py plans them): train or resume,
+score the test sets, write result.json, and run the unfinished ones `workers` at a time.
+
+A run is finished when its result.json holds the run's key; a finished run keeps only its
+model, log, metrics and scores (the resume state and averaged checkpoints are dropped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from asr.experiment import Job
+from asr.fileio import write_json, write_jsonl
+from asr.workers import watch_parent
+
+
+def train_job(job: Job, device: str, progress: bool) -> None:
+    """Train (or resume) a run until its summary.json exists; wall time adds up in timing.json."""
+    from asr.train import Trainer
+
+    out = job.run_dir
+    if (out / "summary.json").exists():
+        return
+    timing = _timing(out)
+    init = job.pretrain.run_dir if job.strategy == "finetune" else None
+    base = job.pretrain.run_dir if job.strategy.startswith("progressive") else None
+    t0 = time.perf_counter()
+    trainer = Trainer(job.cfg, data_dir=job.data_dir, locales=job.locales, out_dir=out, init=init,
+                      base=base, resume=(out / "train_state.safetensors").exists(), device=device,
+                      progress=progress)
+    trainer.fit()
+    write_json(out / "timing.json", {"train_seconds": timing["train_seconds"]
+                                     + time.perf_counter() - t0,
+                                     "sessions": timing["sessions"] + 1})
+
+
+def _timing(run_dir: Path) -> dict:
+    """Wall time of a run's earlier sessions; none recorded when a kill came between the
+    trainer's summary.json and timing.json (that session's time is then lost, not the run)."""
+    path = run_dir / "timing.json"
+    timing = json.loads(path.read_text()) if path.exists() else {}
+    return {"train_seconds": 0.0, "sessions": 0} | timing
+
+
+def score_job(job: Job, device: str) -> dict:
+    """Greedy decoding of the run's test sets; writes test_<locale>.jsonl and returns scores."""
+    from asr.decode import Decoder
+    from asr.evaluate import decode_split, metric_report
+    from asr.package import load_package_model
+    from asr.tokenizer import to_pinyin
+    from asr.train import resolve_device
+
+    dev = resolve_device(device)
+    model, package = load_package_model(job.run_dir, device=dev)
+    decoder = Decoder(package.tokenizers)
+    scores = {}
+    for loc in job.eval_locales:
+        rows = decode_split(model, package, job.data_dir, loc, "test", decoder, dev)["rows"]
+        write_jsonl(job.run_dir / f"test_{loc}.jsonl", rows)
+        refs, hyps = [r["reference"] for r in rows], [r["hypothesis"] for r in rows]
+        s = {"utterances": len(rows)}
+        units = ("cer", "char"), ("wer", "word")
+        if loc == "zh-CN":
+            units += (("ser", "pinyin"),)  # toned-syllable error rate
+        for name, unit in units:
+            r, h = (([to_pinyin(x) for x in refs], [to_pinyin(x) for x in hyps]) if unit == "pinyin"
+                    else (refs, hyps))
+            m = metric_report(r, h, "word" if unit == "pinyin" else unit)
+            s[name], s[f"{name}_ci95"] = m["rate"], list(m["ci95"])
+            if name == "cer":  # per utterance, for intervals pooled over seeds in the report
+                s["ids"] = [x["id"] for x in rows]
+                s["errors"] = [int(e) for e in m["per_utterance_errors"]]
+                s["units"] = [int(u) for u in m["per_utterance_units"]]
+        scores[loc] = s
+    return scores
+
+
+def finish_job(job: Job, device: str, facts: dict) -> dict:
+    """Score a trained run and write its result.json (whose presence marks it finished)."""
+    summary = json.loads((job.run_dir / "summary.json").read_text())
+    described = json.loads((job.run_dir / "run.json").read_text())
+    timing = _timing(job.run_dir)
+    point = ({} if job.hours is None
+             else facts["points"].get(f"s{job.seed}/h{job.hours:g}", {}))
+    result = {"key": job.key, "strategy": job.strategy, "seed": job.seed, "hours": job.hours,
+              "actual_hours": point.get("actual_hours"),
+              "unseen_char_rate": point.get("unseen_char_rate"),
+              "test": score_job(job, device),
+              "parameters": described["parameters"],
+              "trainable_parameters": described["trainable_parameters"],
+              "train_seconds": timing["train_seconds"], "steps": summary["steps"],
+              "best_step": summary["best_step"], "stopped_early": summary["stopped_early"],
+              "max_steps": job.cfg.train.max_steps, "run_dir": str(job.run_dir),
+              "pretrain": str(job.pretrain.run_dir) if job.pretrain else None}
+    write_json(job.run_dir / "result.json", result)
+    _tidy(job.run_dir)
+    return result
+
+
+def _tidy(run_dir: Path) -> None:
+    """A finished run needs only its model: drop the resume state and the averaged
+    checkpoints (again after a kill that came between result.json and this)."""
+    (run_dir / "train_state.safetensors").unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+
+
+def execute_job(job: Job, device: str, facts: dict, progress: bool = True, threads: int = 0,
+                log: bool = False) -> dict:
+    """Train (or resume) and score one run; with `log`, its output goes to <run>/train.log."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(job.run_dir / "job.json", {"strategy": job.strategy, "seed": job.seed,
+                                          "hours": job.hours, "key": job.key,
+                                          "locales": job.locales, "data": str(job.data_dir)})
+    with contextlib.ExitStack() as stack:
+        if log:
+            f = stack.enter_context(open(job.run_dir / "train.log", "a", encoding="utf-8"))
+            stack.enter_context(contextlib.redirect_stdout(f))
+            stack.enter_context(contextlib.redirect_stderr(f))
+        train_job(job, device, progress and not log)
+        return finish_job(job, device, facts)
+
+
+def finished_result(job: Job) -> dict | None:
+    done = job.run_dir / "result.json"
+    if done.exists():
+        result = json.loads(done.read_text())
+        if result.get("key") == job.key:
+            return result
+    return None
+
+
+def _eta(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
+             progress: bool = True, workers: int = 1, threads: int = 0) -> list[dict]:
+    """Run every unfinished job, `workers` at a time, each after the model it starts from;
+    prints one line per run started and finished (k/N, strategy, hours, seed, ETA)."""
+    number = {id(j): k for k, j in enumerate(jobs, 1)}
+    results = {}
+    for job in jobs:
+        if (r := finished_result(job)) is not None:
+            results[id(job)] = r
+            _tidy(job.run_dir)
+            print(f"[{number[id(job)]}/{len(jobs)}] {job.label}: finished earlier "
+                  f"({job.run_dir.name})", flush=True)
+    pending = [j for j in jobs if id(j) not in results]
+    began: dict[int, float] = {}
+    durations: list[float] = []  # wall seconds of the runs finished in this call
+
+    def started(job: Job) -> None:
+        began[id(job)] = time.perf_counter()
+        eta = ""
+        if durations:  # the mean run so far, for what is left, shared among the workers
+            left = len(pending) + len(running) + 1
+            eta = f", ETA {_eta(sum(durations) / len(durations) * left / max(1, workers))}"
+        state = "resuming" if (job.run_dir / "train_state.safetensors").exists() else "training"
+        print(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {state} in {job.run_dir}{eta}",
+              flush=True)
+
+    def ended(job: Job, r: dict) -> None:
+        results[id(job)] = r
+        durations.append(time.perf_counter() - began[id(job)])
+        score = (f"{target} test CER {100 * r['test'][target]['cer']:.1f}%" if target in r["test"]
+                 else "helpers' mean test WER "
+                 f"{100 * sum(t['wer'] for t in r['test'].values()) / len(r['test']):.1f}%")
+        print(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {score}, stopped at step "
+              f"{r['steps']} of {r['max_steps']}, {r['train_seconds']:.0f} s", flush=True)
+
+    def ready(job: Job) -> bool:
+        return job.pretrain is None or id(job.pretrain) in results
+
+    running: dict = {}
+    if workers <= 1:
+        while pending:
+            job = pending.pop(0)
+            started(job)
+            ended(job, execute_job(job, device, facts, progress, threads))
+        return [results[id(j)] for j in jobs]
+
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads
+    # a worker whose parent was killed exits instead of training on beside the rerun
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=watch_parent,
+                             initargs=(os.getpid(),)) as pool:
+        while pending or running:
+            for job in [j for j in pending if ready(j)][:workers - len(running)]:
+                pending.remove(job)
+                started(job)
+                running[pool.submit(execute_job, job, device, facts, False, threads, True)] = job
+            if not running:
+                raise RuntimeError("no job can start: a helpers' model is missing from the plan")
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                ended(running.pop(future), future.result())
+    return [results[id(j)] for j in jobs]
