@@ -104,10 +104,12 @@ class HelperSpec:
 
 @dataclasses.dataclass(frozen=True)
 class StrategyGrid:
-    """One strategy's own target hours and/or seeds, in place of the grid's."""
+    """One strategy's own target hours and/or seeds, in place of the grid's, and run-config
+    overrides of its own (`section.key=value`, after run.overrides)."""
 
     hours: tuple[float, ...] | None = None
     seeds: tuple[int, ...] | None = None
+    overrides: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +202,8 @@ def load_experiment_config(name: str | Path, overrides: list[str] = ()) -> Exper
         raise ConfigError(f"target {exp.target.locale} is also a helper language")
     if not exp.target.hours or min(exp.target.hours) <= 0:
         raise ConfigError("target.hours: give at least one positive number of hours")
-    run_config(exp, "target_only", 0)  # a bad run config fails now, not after data preparation
+    for strategy in ("pretrain", *exp.grid.strategies):  # a bad run config fails now, not
+        run_config(exp, strategy, 0)                      # after data preparation
     return exp
 
 
@@ -219,6 +222,8 @@ def run_config(exp: ExperimentConfig, strategy: str, seed: int) -> RunConfig:
         overrides.append("progressive.adapter_blocks=[]")
     if strategy == "progressive_copy":
         overrides.append("progressive.init=copy")
+    if strategy in exp.grid.per_strategy:
+        overrides += exp.grid.per_strategy[strategy].overrides
     return load_run_config(exp.run.base, overrides)
 
 
@@ -227,8 +232,9 @@ def budget_rule(exp: ExperimentConfig) -> str:
     per = " per language trained" if b.per_language else ""
     least = f"at least {b.min_steps} updates{per} and then " if b.min_steps else ""
     scaled = (" Counts are per language: a run on L languages (the helpers' pretraining, joint "
-              "runs) gets L times as many updates, so every language's output head gets about "
-              "as many updates as the Mandarin head of a target-only run."
+              "runs) gets L times as many updates, so with uniform language sampling "
+              "(data.alpha=0) every language's output head gets about as many updates as the "
+              "Mandarin head of a target-only run."
               if b.per_language else "")
     return (f"Every run, the helpers' pretraining included, trains {least}until its selection "
             f"metric ({exp.target.locale} dev CER, on speakers absent from training; the helpers' "
@@ -238,7 +244,12 @@ def budget_rule(exp: ExperimentConfig) -> str:
             "the average of the last ones, if better on dev) is scored." + scaled + " Why this "
             "is fair: each strategy trains for as long as it still improves on the same held-out "
             "dev set, checked equally often, so none is cut short by a budget tuned to another, "
-            "and the cap is one number for all.")
+            "and the cap is one number for all." + _own_settings(exp))
+
+
+def _own_settings(exp: ExperimentConfig) -> str:
+    own = [f"{s}: {', '.join(g.overrides)}" for s, g in exp.grid.per_strategy.items() if g.overrides]
+    return f" Strategy-specific settings: {'; '.join(own)}." if own else ""
 
 
 def code_versions() -> dict[str, str]:

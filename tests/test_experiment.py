@@ -284,6 +284,17 @@ def test_per_strategy_grid_narrows_and_extends(tmp_path, release):
         load_experiment_config(path, ["grid.per_strategy={progressive: {seeds: [0]}}"])
 
 
+def test_per_strategy_overrides_touch_only_that_strategy(tmp_path, release):
+    path = write_config(tmp_path / "o.yaml", release, strategies=("target_only", "joint"))
+    plain = load_experiment_config(path)
+    exp = load_experiment_config(path, ["grid.per_strategy={joint: {overrides: [data.alpha=0]}}"])
+    assert run_config(exp, "joint", 0).data.alpha == 0 != run_config(plain, "joint", 0).data.alpha
+    assert run_config(exp, "target_only", 0) == run_config(plain, "target_only", 0)
+    assert "joint: data.alpha=0" in budget_rule(exp) and "data.alpha=0;" not in budget_rule(plain)
+    with pytest.raises(ConfigError, match="data.alhpa"):
+        load_experiment_config(path, ["grid.per_strategy={joint: {overrides: [data.alhpa=0]}}"])
+
+
 def test_progressive_variants_differ_only_in_their_column(tmp_path, release):
     exp = load_experiment_config(write_config(tmp_path / "p.yaml", release, strategies=(
         "progressive", "progressive_copy", "progressive_nolateral")))
