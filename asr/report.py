@@ -228,6 +228,23 @@ def headline(ratio_rows: list[dict], target: str) -> str:
     return text
 
 
+def glance(rows: list[dict]) -> list[str]:
+    """A strategy x hours table of mean CER with intervals, the best of each column in bold."""
+    hours = sorted({r["hours"] for r in rows})
+    strategies = sorted({r["strategy"] for r in rows}, key=lambda s: _order(s, None))
+    cell = {(r["strategy"], r["hours"]): r for r in rows}
+    best = {h: min(r["cer"] for r in rows if r["hours"] == h) for h in hours}
+
+    def show(r: dict | None) -> str:
+        if r is None:
+            return ""
+        text = f"{_pct(r['cer'])} ({_pct(r['cer_lo'])}-{_pct(r['cer_hi'])})"
+        return f"**{text}**" if r["cer"] == best[r["hours"]] else text
+
+    return _table(["strategy", *[f"{h:g} h" for h in hours]],
+                  [[s, *[show(cell.get((s, h))) for h in hours]] for s in strategies])
+
+
 def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, target,
              helpers) -> str:
     lines = [f"# Transfer experiment `{exp.name}`: {target} CER against hours", "",
@@ -236,6 +253,9 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
              "trained once per seed and shared by every target-hours point; its cost is not "
              "charged to the runs built on it. A run whose steps equal the cap was stopped by "
              "the cap, not by early stopping (marked *).", "",
+             f"## At a glance: {target} test CER (%) by strategy and hours", "",
+             "Means over seeds, 95% intervals in brackets, the best of each column in bold; "
+             "details below.", "", *glance(rows), "",
              f"## {target} test results (mean over seeds)", "",
              "CER with a 95% interval (bootstrap over seeds and test utterances), toned-pinyin "
              "syllable error rate, the share of test characters never seen in that point's "

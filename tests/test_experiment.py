@@ -18,7 +18,7 @@ from asr.experiment import (
     run_experiment,
 )
 from asr.experiment_data import prepare_experiment_data, shuffled_records
-from asr.report import efficiency, equivalent_hours, pooled_interval
+from asr.report import efficiency, equivalent_hours, glance, pooled_interval
 
 # 24 train clips of 0.4-1.0 s per language: 0.0047 h. Two points: about a third and all of it.
 HOURS = [0.0015, 0.0047]
@@ -77,6 +77,7 @@ def test_grid_writes_report_files(finished):
             assert r["pinyin_ser"] and r["unseen_char_rate"]
     md = (out / "results.md").read_text()
     assert "Training budget" in md and "Data-efficiency ratio" in md and "Forgetting" in md
+    assert "\n".join(glance(report["aggregate"])) in md
     assert report["headline"].splitlines()[0] in md.splitlines()[2]
     assert "torch==" in (out / "versions.txt").read_text()
     # the experiment.yaml written there reloads to the same config
@@ -302,3 +303,14 @@ def test_progressive_variants_differ_only_in_their_column(tmp_path, release):
     assert (plain.progressive.init, copy.progressive.init) == ("random", "copy")
     assert alone.progressive.adapter_blocks == () and plain.progressive.adapter_blocks != ()
     assert plain.model == copy.model == alone.model and plain.train == copy.train
+
+
+def test_glance_pivots_strategies_by_hours_and_bolds_the_best():
+    def row(s, h, cer):
+        return {"strategy": s, "hours": h, "cer": cer, "cer_lo": cer - 0.1, "cer_hi": cer + 0.1}
+
+    lines = glance([row("finetune", 0.1, 0.3), row("target_only", 0.1, 0.5),
+                    row("target_only", 1.0, 0.2)])
+    assert lines[0] == "| strategy | 0.1 h | 1 h |"
+    assert lines[2] == "| target_only | 50.0 (40.0-60.0) | **20.0 (10.0-30.0)** |"
+    assert lines[3] == "| finetune | **30.0 (20.0-40.0)** |  |"
