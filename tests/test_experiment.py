@@ -314,3 +314,17 @@ def test_glance_pivots_strategies_by_hours_and_bolds_the_best():
     assert lines[0] == "| strategy | 0.1 h | 1 h |"
     assert lines[2] == "| target_only | 50.0 (40.0-60.0) | **20.0 (10.0-30.0)** |"
     assert lines[3] == "| finetune | **30.0 (20.0-40.0)** |  |"
+
+
+def test_headline_skips_controls_and_warns_of_a_capped_baseline():
+    from asr.report import headline
+
+    def row(strategy, ratio, kind="within"):
+        return {"strategy": strategy, "hours": 0.1, "cer": 0.5, "equivalent_hours": ratio * 0.1,
+                "ratio": ratio, "kind": kind, "clearly_better": True}
+
+    rows = [row("joint_shuffled", 3.0), row("joint", 2.0), row("finetune", 5.0, "above")]
+    text = headline(rows, "zh-CN")
+    assert "(finetune)" in text and "at least 5.00x" in text and "Caution" not in text
+    assert "(joint)" in headline(rows[:2], "zh-CN")  # the control is never the headline
+    assert "1, 2 h was stopped by the update cap" in headline(rows, "zh-CN", [1.0, 2.0])
