@@ -62,6 +62,8 @@ EXPERIMENT_FORMAT = 1  # bump when a change to this file changes what a run comp
 STRATEGIES = ("target_only", "joint", "joint_shuffled", "finetune", "progressive",
               "progressive_copy", "progressive_nolateral")
 NEEDS_HELPER_MODEL = ("finetune", "progressive", "progressive_copy", "progressive_nolateral")
+STRATEGY_SETTINGS = {"progressive_copy": ("progressive.init=copy",),  # run-config overrides
+                     "progressive_nolateral": ("progressive.adapter_blocks=[]",)}
 CODE_PACKAGES = ("polyglot-asr", "torch", "numpy", "sentencepiece", "jiwer")  # in every run key
 
 
@@ -218,10 +220,7 @@ def run_config(exp: ExperimentConfig, strategy: str, seed: int) -> RunConfig:
                  f"train.valid_every={k * b.valid_every}", f"train.patience={b.patience}",
                  f"train.min_steps={k * b.min_steps}",
                  f"train.select_metric={metric}"]
-    if strategy == "progressive_nolateral":
-        overrides.append("progressive.adapter_blocks=[]")
-    if strategy == "progressive_copy":
-        overrides.append("progressive.init=copy")
+    overrides += STRATEGY_SETTINGS.get(strategy, ())
     if strategy in exp.grid.per_strategy:
         overrides += exp.grid.per_strategy[strategy].overrides
     return load_run_config(exp.run.base, overrides)

@@ -151,15 +151,16 @@ def prepare_experiment_data(exp: ExperimentConfig, root: Path, features: Feature
                         "test_speakers_in_train": len({r["speaker"] for r in test}
                                                       & {r["speaker"] for r in pool_train})},
              "points": {}}
+    points = exp.points()
     shuffled = set(exp.points(("joint_shuffled",))) if "joint_shuffled" in exp.grid.strategies \
         else set()
-    for seed in sorted({seed for seed, _ in exp.points()}):
-        if any(seed == s for s, _ in shuffled):
+    for seed in sorted({seed for seed, _ in points}):
+        if seed in {s for s, _ in shuffled}:
             for loc in helpers:
                 dest = data / f"shuffled-s{seed}" / loc
                 _write_if_changed(dest / "train.jsonl",
                                   shuffled_records(read_jsonl(hdir / loc / "train.jsonl"), seed))
-        for h in [h for s, h in exp.points() if s == seed]:
+        for h in [h for s, h in points if s == seed]:
             point = point_dir(data, seed, h)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
