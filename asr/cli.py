@@ -245,7 +245,8 @@ def add_transcribe(sub) -> None:
     p = sub.add_parser(
         "transcribe", formatter_class=_formatter,
         help="transcribe audio files or folders (txt, json, srt, vtt)",
-        description="Transcribe audio files (any format, rate and channel count soundfile reads; "
+        description="Transcribe audio files (any container, rate and channel count: wav, flac, "
+        "mp3, ogg/opus, m4a/aac, mp4/mov, webm, wma, aiff and whatever else FFmpeg reads; "
         "folders are walked). Long recordings are streamed and cut at pauses. Unreadable files "
         "are reported and skipped; the exit status is 1 if any failed.")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio files and folders")

@@ -1,6 +1,6 @@
 """Long recordings in bounded memory: stream a file in blocks and cut it at pauses.
 
-    file ─► stream_audio: mono float32 16 kHz blocks (soundfile blocks, soxr streaming resampler)
+    file ─► stream_audio: mono float32 16 kHz blocks (asr.audio_io decoders, soxr streaming resampler)
          ─► split_at_pauses: segments of at most `max_seconds`, each cut at the quietest
             stretch of its second half (an energy-based pause finder; no VAD model to download)
 
@@ -10,14 +10,13 @@ Memory is one block plus one segment, whatever the file's length. A file shorter
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import soundfile as sf
 
-from asr.audio import SAMPLE_RATE, AudioError, _check_file, _undecodable, check_complete
+from asr.audio import SAMPLE_RATE
+from asr.audio_io import AudioError, AudioSource, check_complete, check_finite, open_decoder
 
 BLOCK_SECONDS = 10.0  # audio read and resampled at a time
 MAX_SEGMENT_SECONDS = 20.0  # longest segment given to the model (attention cost grows as T^2)
@@ -41,20 +40,16 @@ class AudioSegment:
         return self.start_seconds + self.duration_seconds
 
 
-def stream_audio(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+def stream_audio(path: AudioSource, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
     """Decode `path` block by block -> mono float32 (n,) arrays at 16 kHz.
 
-    Any channel count is averaged to mono; any sample rate is resampled with soxr's streaming
-    resampler, which carries its filter state across blocks (no seams at block edges).
-    Raises AudioError naming the file for unreadable, empty, truncated or non-finite audio.
+    Any container either decoder reads (asr.audio_io), any channel count averaged to mono,
+    any sample rate resampled with soxr's streaming resampler, which carries its filter state
+    across blocks (no seams at block edges). Raises AudioError naming the file for
+    unreadable, empty, truncated or non-finite audio.
     """
-    head = _check_file(path)
-    try:
-        f = sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise _undecodable(path, head, e) from None
-    with f:
-        sr = f.samplerate
+    with open_decoder(path) as dec:
+        sr = dec.sample_rate
         resampler = None
         if sr != SAMPLE_RATE:
             import soxr  # librosa's resampling backend, installed with it
@@ -62,15 +57,9 @@ def stream_audio(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) 
             resampler = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
         block = max(1, int(block_seconds * sr))
         total = 0
-        while True:
-            try:
-                data = f.read(block, dtype="float32", always_2d=True)  # (n, C)
-            except (sf.LibsndfileError, RuntimeError) as e:
-                raise AudioError(path, f"cannot decode audio after {total / sr:.1f} s ({e})") from None
-            last = len(data) < block
-            mono = np.ascontiguousarray(data.mean(axis=1), dtype=np.float32)  # (n,)
-            if not np.all(np.isfinite(mono)):
-                raise AudioError(path, "audio contains NaN or infinite samples")
+        for mono in dec.blocks(block):
+            last = len(mono) < block
+            check_finite(path, mono)
             total += len(mono)
             if resampler is not None:
                 mono = resampler.resample_chunk(mono, last=last)
@@ -80,7 +69,7 @@ def stream_audio(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) 
                 break
         if total == 0:
             raise AudioError(path, "no audio samples")
-        check_complete(path, total, f.frames, sr)
+        check_complete(path, total, dec.declared_frames, sr)
 
 
 def frame_energy_db(samples: np.ndarray) -> np.ndarray:
@@ -130,7 +119,7 @@ def split_at_pauses(blocks: Iterator[np.ndarray], max_seconds: float = MAX_SEGME
         yield AudioSegment(start / SAMPLE_RATE, buffer.copy())
 
 
-def segment_file(path: str | os.PathLike, max_seconds: float = MAX_SEGMENT_SECONDS) -> Iterator[AudioSegment]:
+def segment_file(path: AudioSource, max_seconds: float = MAX_SEGMENT_SECONDS) -> Iterator[AudioSegment]:
     """Segments of the file at `path`, streamed (see module docstring)."""
     return split_at_pauses(stream_audio(path), max_seconds=max_seconds)
 

@@ -22,10 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
-from asr.audio import SAMPLE_RATE, AudioError
+from asr.audio import SAMPLE_RATE, AudioError, is_audio_file
 from asr.decode import DecodeConfig, Decoder, Hypothesis
 from asr.features import log_mel
 from asr.model.encoder import MIN_INPUT_FRAMES
@@ -85,14 +84,14 @@ class _Pending:
 
 def collect_audio_files(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
     """Files and folders -> [(file, path relative to its input)]; folders walked recursively
-    for audio extensions soundfile reads. A named file is kept whatever its extension; a named
-    folder without audio files is kept too, so it is reported (say, a folder named x.wav)."""
-    exts = {"." + e.lower() for e in sf.available_formats()} | {".mp3", ".opus", ".oga"}
+    for the audio extensions of asr.audio_io.AUDIO_EXTENSIONS. A named file is kept whatever
+    its extension; a named folder without audio files is kept too, so it is reported (say, a
+    folder named x.wav)."""
     out = []
     for item in inputs:
         p = Path(item)
         found = [(f, f.relative_to(p)) for f in sorted(p.rglob("*"))
-                 if f.is_file() and f.suffix.lower() in exts] if p.is_dir() else []
+                 if f.is_file() and is_audio_file(f)] if p.is_dir() else []
         out += found or [(p, Path(p.name))]
     return out
 
