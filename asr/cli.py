@@ -87,7 +87,11 @@ def add_prepare(sub) -> None:
         "<out>/<locale>/{train,dev,test}.jsonl, train one tokenizer per language and cache "
         "log-mel features for every split.",
     )
-    p.add_argument("--cv-root", required=True, type=Path, help="Common Voice release root")
+    p.add_argument("--cv-root", required=True, type=Path, nargs="+", metavar="FOLDER_OR_ARCHIVE",
+                   help="Common Voice release folder (<root>/<locale>/clips, TSVs), or one or more "
+                   "per-locale archives as downloaded (cv-corpus-<version>-<locale>.tar.gz; "
+                   "several per locale for delta releases), read in one streaming pass without "
+                   "extracting them")
     p.add_argument("--locales", required=True, help="comma-separated locales, e.g. de,fr,zh-CN")
     p.add_argument("--out", default=Path("data"), type=Path, help="data directory to write")
     p.add_argument("--hours", default="",
@@ -111,9 +115,13 @@ def add_prepare(sub) -> None:
 
 def run_prepare(args) -> int:
     from asr.prepare import prepare_data
+    from data_prep.cv_archive import release_archives
     from data_prep.manifest import format_summary, prepare_manifests
 
     locales = parse_locales(args.locales)
+    if args.no_features and release_archives(args.cv_root, locales) is not None:
+        raise ValueError("--no-features applies to release folders only: archives are read once, "
+                         "and their features are computed in that pass")
     manifest_summary = prepare_manifests(
         args.cv_root,
         locales=locales,
@@ -121,6 +129,7 @@ def run_prepare(args) -> int:
         hours=parse_hours(args.hours),
         seed=args.seed,
         train_source=args.train_source,
+        workers=args.workers,
     )
     print(format_summary(manifest_summary))
     report = prepare_data(

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.audio import SAMPLE_RATE, AudioError, AudioSource, load_audio
 from asr.features import FeatureConfig, FeatureStats, StatsAccumulator, log_mel, speed_perturb
 from asr.fileio import atomic_write, read_jsonl, write_json
 from asr.workers import watch_parent
@@ -82,6 +82,16 @@ def _size_ok(path: Path, expected: int) -> bool:
     return path.exists() and path.stat().st_size == expected
 
 
+def utterance_features(source: AudioSource, config: FeatureConfig
+                       ) -> tuple[list[tuple[float, np.ndarray]], float]:
+    """([(speed factor, (T, F) float32 log-mel)] per cached copy, audio seconds) of one
+    utterance's audio; AudioError when it cannot be used."""
+    wav = load_audio(source, max_seconds=MAX_UTTERANCE_SECONDS)  # (N,) at 16 kHz
+    copies = [(factor, log_mel(speed_perturb(wav, factor), config).numpy())  # (T, F)
+              for factor in config.speed_factors]
+    return copies, len(wav) / SAMPLE_RATE
+
+
 def _build_shard(task: dict) -> dict:
     """Compute one shard's features, write its .f16 file then its sidecar; returns the sidecar."""
     t0 = time.perf_counter()
@@ -93,13 +103,12 @@ def _build_shard(task: dict) -> dict:
     with atomic_write(path, "wb") as f:
         for row in task["rows"]:
             try:
-                wav = load_audio(row["audio"], max_seconds=MAX_UTTERANCE_SECONDS)  # (N,) at 16 kHz
+                copies, seconds = utterance_features(row["audio"], config)
             except AudioError as e:
                 skipped[row["id"]] = e.reason
                 continue
-            audio_seconds += len(wav) / SAMPLE_RATE
-            for factor in config.speed_factors:
-                feats = log_mel(speed_perturb(wav, factor), config).numpy()  # (T, F) float32
+            audio_seconds += seconds
+            for factor, feats in copies:
                 acc.accumulate(feats)
                 data = feats.astype(DTYPE).tobytes()
                 f.write(data)
@@ -164,6 +173,18 @@ def _remove_stale(cache_dir: Path, keep: set[str]) -> None:
             p.unlink(missing_ok=True)
 
 
+def _refuse_archive_rebuild(index_path: Path) -> None:
+    """A cache whose features came from archives cannot be rebuilt here: its audio is in no file."""
+    try:
+        archives = json.loads(index_path.read_text(encoding="utf-8")).get("archives")
+    except (OSError, ValueError, AttributeError):
+        return
+    if archives:
+        raise FeatureCacheError(f"{index_path.parent}: out of date or damaged, and its features came "
+                                f"from the archives {', '.join(archives)}; rerun `asr prepare "
+                                "--cv-root` with them")
+
+
 def _write_index(path: Path, index: dict) -> None:
     """index.json with one utterance per line: readable at the top, compact where it is long."""
     utts = index.pop("utterances")
@@ -202,6 +223,7 @@ def build_cache(
                 return cache
         except FeatureCacheError:
             pass
+        _refuse_archive_rebuild(index_path)
         index_path.unlink()  # out of date or damaged: nothing may read it while shards change
     cache_dir.mkdir(parents=True, exist_ok=True)
 

@@ -294,7 +294,7 @@ def clip_durations(
     on_disk = {name for name, is_file, _ in entries if is_file}
     links = {name for name, _, is_link in entries if is_link}
     real_clips_dir = clips_dir.resolve()
-    release = _read_release_durations(locale_dir / "clip_durations.tsv")
+    release = read_release_durations(locale_dir / "clip_durations.tsv")
     cache = _read_cache(cache_path)
     seconds: dict[str, float] = {}
     problems: dict[str, str] = {}
@@ -335,7 +335,8 @@ def clip_durations(
     return seconds, problems
 
 
-def _read_release_durations(path: Path) -> dict[str, float]:
+def read_release_durations(path: Path) -> dict[str, float]:
+    """clip -> seconds from a release's clip_durations.tsv; {} when there is none."""
     if not path.exists():
         return {}
     durations = {}

@@ -16,7 +16,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypedDict
 
@@ -99,22 +99,26 @@ def write_manifest(path: str | os.PathLike, records: list[Mapping]) -> int:
 
 
 def prepare_manifests(
-    cv_root: str | os.PathLike,
+    cv_root: str | os.PathLike | list[str | os.PathLike],
     locales: list[str],
     out_dir: str | os.PathLike,
     hours: dict[str, float] | None = None,
     seed: int = 0,
     train_source: str = "train",
     progress: bool = True,
+    workers: int = 1,
 ) -> dict:
     """Write `out_dir/<locale>/{train,dev,test}.jsonl` for each locale of a Common Voice release.
 
-    `hours[locale]` limits that locale's training set to a seeded, nested subset of about
-    that many hours (locales not named keep the whole pool). `train_source` is "train"
-    (train.tsv) or "validated" (validated.tsv); either way no clip, speaker or normalised
-    sentence of dev or test reaches training. A locale whose outputs were made with the
-    same parameters from unchanged TSVs is not redone. Returns {"out_dir", "locales":
-    {locale: summary}}; `format_summary` renders it as a table.
+    `cv_root` is the release folder, or one or more per-locale archives
+    (`cv-corpus-<version>-<locale>.tar.gz`, read by data_prep.cv_archive in one streaming pass
+    that also fills the feature caches, with `workers` processes). `hours[locale]` limits that
+    locale's training set to a seeded, nested subset of about that many hours (locales not
+    named keep the whole pool). `train_source` is "train" (train.tsv) or "validated"
+    (validated.tsv); either way no clip, speaker or normalised sentence of dev or test reaches
+    training. A locale whose outputs were made with the same parameters from unchanged inputs
+    is not redone. Returns {"out_dir", "locales": {locale: summary}}; `format_summary`
+    renders it as a table.
     """
     if train_source not in TRAIN_SOURCES:
         raise ValueError(f"train_source must be one of {', '.join(TRAIN_SOURCES)}, got {train_source!r}")
@@ -122,14 +126,24 @@ def prepare_manifests(
     stray = sorted(set(hours) - set(locales))
     if stray:
         raise ValueError(f"hours given for {', '.join(stray)}, which is not among the locales {locales}")
-    cv_root, out_dir = Path(cv_root).resolve(), Path(out_dir)
+    from data_prep.cv_archive import prepare_locale_archives, release_archives  # noqa: I001 - a cycle
+
+    out_dir = Path(out_dir)
+    archives = release_archives(cv_root, locales)
     summaries = {}
     for locale in locales:
-        summaries[locale] = prepare_locale(
-            cv_root, locale, out_dir,
-            hours=hours.get(locale), seed=seed, train_source=train_source, progress=progress,
-        )
+        options = dict(hours=hours.get(locale), seed=seed, train_source=train_source, progress=progress)
+        if archives is not None:
+            summaries[locale] = prepare_locale_archives(archives[locale], locale, out_dir,
+                                                        workers=workers, **options)
+        else:
+            summaries[locale] = prepare_locale(Path(_single(cv_root)).resolve(), locale, out_dir,
+                                               **options)
     return {"out_dir": str(out_dir), "locales": summaries}
+
+
+def _single(cv_root) -> str | os.PathLike:
+    return cv_root[0] if isinstance(cv_root, (list, tuple)) else cv_root
 
 
 def prepare_locale(
@@ -141,7 +155,8 @@ def prepare_locale(
     train_source: str = "train",
     progress: bool = True,
 ) -> dict:
-    """The manifests of one locale (see `prepare_manifests`); returns its summary."""
+    """The manifests of one locale of a release folder (see `prepare_manifests`); returns its
+    summary."""
     normalize_text("", locale)  # an unknown locale fails here, before any reading
     locale_dir = cv_root / locale
     if not locale_dir.is_dir():
@@ -151,53 +166,97 @@ def prepare_locale(
         )
     dest = out_dir / locale
     params = _stage_params(locale_dir, hours, seed, train_source)
-    if _up_to_date(dest, params):
-        summary = json.loads((dest / "summary.json").read_text(encoding="utf-8"))
-        return summary | {"reused": True}
+    if up_to_date(dest, params):
+        return reused_summary(dest)
     (dest / f".{STAGE}.done").unlink(missing_ok=True)  # outputs are in flux from here on
 
-    dev = read_split(locale_dir, "dev", locale)
-    test = read_split(locale_dir, "test", locale, exclude_clips=dev.clips)
-    train = read_split(locale_dir, "train", locale, source=train_source)
-    train.utterances, excluded = exclude_held_out(train.utterances, [dev, test])
-    train.dropped.update(excluded)
-
-    needed = [u.clip for split in (dev, test, train) for u in split.utterances]
+    splits = read_locale_splits([locale_dir], locale, train_source)
+    needed = [u.clip for split in splits for u in split.utterances]
     seconds, problems = clip_durations(locale_dir, needed, dest / "durations.tsv", progress)
     clips_dir = (locale_dir / "clips").resolve()
-    records = {s.name: _to_records(s, locale, clips_dir, seconds, problems) for s in (train, dev, test)}
+    summary = write_locale(dest, locale, splits, seconds, problems, lambda clip: str(clips_dir / clip),
+                           hours=hours, seed=seed, train_source=train_source)[0]
+    summary = {"locale": locale, "cv_root": str(cv_root)} | summary
+    write_json(dest / "summary.json", summary)
+    mark_done(dest, STAGE, params)
+    return summary
 
+
+def read_locale_splits(locale_dirs: list[Path], locale: str, train_source: str
+                       ) -> tuple[SplitRows, SplitRows, SplitRows]:
+    """(dev, test, train) of a locale, train without any dev or test clip, speaker or sentence.
+
+    Several folders (the archives of a delta release) are read in order and their rows joined:
+    a clip a folder before listed already is a duplicate."""
+    dev = _read_joined(locale_dirs, "dev", locale)
+    test = _read_joined(locale_dirs, "test", locale, exclude_clips=dev.clips)
+    train = _read_joined(locale_dirs, "train", locale, source=train_source)
+    train.utterances, excluded = exclude_held_out(train.utterances, [dev, test])
+    train.dropped.update(excluded)
+    return dev, test, train
+
+
+def _read_joined(locale_dirs: list[Path], name: str, locale: str, source: str | None = None,
+                 exclude_clips: set[str] | None = None) -> SplitRows:
+    tsv = f"{source or name}.tsv"
+    present = [d for d in locale_dirs if (d / tsv).exists()] or locale_dirs[:1]  # none: the error
+    joined = None
+    for d in present:
+        taken = (exclude_clips or set()) | ({u.clip for u in joined.utterances} if joined else set())
+        part = read_split(d, name, locale, source=source, exclude_clips=taken)
+        if joined is None:
+            joined = part
+            continue
+        joined.n_rows += part.n_rows
+        joined.utterances += part.utterances
+        joined.dropped.update(part.dropped)
+        joined.clips |= part.clips
+        joined.speakers |= part.speakers
+        joined.norm_texts |= part.norm_texts
+    return joined
+
+
+def write_locale(
+    dest: Path,
+    locale: str,
+    splits: tuple[SplitRows, SplitRows, SplitRows],
+    seconds: dict[str, float],
+    problems: dict[str, str],
+    audio_of: Callable[[str], str],
+    hours: float | None,
+    seed: int,
+    train_source: str,
+) -> tuple[dict, dict[str, list[ManifestRecord]]]:
+    """Records of usable clips (`audio_of(clip)` their `audio`), the hours subset, the three
+    manifests written; returns (summary, records per split)."""
+    records = {s.name: _to_records(s, locale, audio_of, seconds, problems) for s in splits}
     pool = records["train"]
     if hours is not None and hours * SECONDS_PER_HOUR > sum(r["duration"] for r in pool):
         warnings.warn(f"{locale}: asked for {hours:g} h of training data but the pool holds only "
-                      f"{_hours(pool):.4f} h; taking all of it", stacklevel=3)
+                      f"{_hours(pool):.4f} h; taking all of it", stacklevel=4)
     elif hours is not None:
         records["train"] = select_hours(pool, hours, seed)
     for name in SPLITS:
         write_manifest(dest / f"{name}.jsonl", records[name])
-
     summary = {
         "locale": locale,
-        "cv_root": str(cv_root),
         "train_source": train_source,
         "seed": seed,
         "hours_requested": hours,
-        "splits": {s.name: _split_summary(s, records[s.name]) for s in (train, dev, test)},
+        "splits": {s.name: _split_summary(s, records[s.name]) for s in splits},
     }
     summary["splits"]["train"].update(
         pool_utterances=len(pool),
         pool_hours=_hours(pool),
         not_selected=len(pool) - len(records["train"]),
     )
-    write_json(dest / "summary.json", summary)
-    mark_done(dest, STAGE, params)
-    return summary
+    return summary, records
 
 
 def _to_records(
     split: SplitRows,
     locale: str,
-    clips_dir: Path,
+    audio_of: Callable[[str], str],
     seconds: dict[str, float],
     problems: dict[str, str],
 ) -> list[ManifestRecord]:
@@ -208,7 +267,7 @@ def _to_records(
             continue
         records.append(ManifestRecord(
             id=utt.id,
-            audio=str(clips_dir / utt.clip),
+            audio=audio_of(utt.clip),
             duration=round(seconds[utt.clip], 6),
             locale=locale,
             speaker=utt.speaker,
@@ -251,7 +310,8 @@ def _stage_params(locale_dir: Path, hours: float | None, seed: int, train_source
     }
 
 
-def _up_to_date(dest: Path, params: dict) -> bool:
+def up_to_date(dest: Path, params: dict) -> bool:
+    """Whether `dest` holds the finished outputs of a stage run with `params`."""
     if not is_done(dest, STAGE):
         return False
     outputs = [dest / f"{name}.jsonl" for name in SPLITS] + [dest / "summary.json"]
@@ -261,6 +321,11 @@ def _up_to_date(dest: Path, params: dict) -> bool:
         return json.loads((dest / f".{STAGE}.done").read_text(encoding="utf-8")) == params
     except (OSError, json.JSONDecodeError):
         return False
+
+
+def reused_summary(dest: Path) -> dict:
+    summary = json.loads((dest / "summary.json").read_text(encoding="utf-8"))
+    return summary | {"reused": True}
 
 
 def format_summary(result: dict) -> str:
@@ -286,6 +351,8 @@ def format_summary(result: dict) -> str:
             )
         if summary.get("reused"):
             notes.append(f"{locale}: unchanged since the last run, outputs reused")
+        elif "archive" in summary:
+            notes.append(_archive_note(locale, summary))
         for name in SPLITS:
             dropped = summary["splits"][name]["dropped"]
             if dropped:
@@ -298,6 +365,18 @@ def format_summary(result: dict) -> str:
         notes.append("reasons:")
         notes += [f"  {k.ljust(width)}  {DROP_REASONS.get(k, '')}" for k in reasons_seen]
     return "\n".join(_table(header, lines) + ([""] + notes if notes else []))
+
+
+def _archive_note(locale: str, summary: dict) -> str:
+    """One line on the archive pass: what it read, what it skipped and why, the spool's peak."""
+    members = dict(summary["archive"]["members"])
+    read = f"{members.pop('clips', 0)} clips, {members.pop('tsvs', 0)} TSVs"
+    skipped = ", ".join(f"{k.removeprefix('skipped_')}={v}" for k, v in members.items()
+                        if k.startswith("skipped_"))
+    return (f"{locale}: read {len(summary['cv_root'])} archive(s) in one pass, "
+            f"{summary['archive']['seconds']:.1f} s: {read}"
+            + (f"; skipped members: {skipped}" if skipped else "")
+            + f"; clip spool peak {summary['archive']['spool_peak_bytes'] / 2**20:.1f} MB")
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,8 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchlib import machine_description  # noqa: E402 - scripts/ is on sys.path
+
 from asr.audio_io import PyAVDecoder, SoundfileDecoder  # noqa: E402
 
 RATE = 48000  # Hz
@@ -37,17 +37,6 @@ SHORT_SECONDS = 5.0
 BLOCK_SECONDS = 10.0
 OGG_MAX_SECONDS = 20  # libsndfile 1.2 crashed writing 120 s of Ogg Vorbis in one call here
 SOUNDFILE_FORMATS = {"mp3": "MP3", "wav": "WAV", "flac": "FLAC", "aiff": "AIFF", "ogg": "OGG"}
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def speech_like(seconds: float, seed: int) -> np.ndarray:
@@ -86,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated, from {','.join(SOUNDFILE_FORMATS)}")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)
-    results = {"cpu": cpu_model(), "threads": 1, "repeats": args.repeats, "figures": []}
-    print(f"CPU: {results['cpu']}; one thread; median of {args.repeats} runs; x real time")
+    machine = machine_description(threads=1)
+    results = {"machine": machine, "repeats": args.repeats, "figures": []}
+    print(f"CPU: {machine['cpu']}, {machine['cores']} cores, load average "
+          f"{machine['load_average_start'][0]:.1f}; one thread; median of {args.repeats} runs; "
+          "x real time")
     print(f"{'format':<6} {'files':<18} {'soundfile':>10} {'pyav':>10} {'faster':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in args.formats.split(","):

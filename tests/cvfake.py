@@ -10,6 +10,7 @@ row, optionally `clip_durations.tsv`), with short sine or noise MP3 clips. Typic
     rel.add_row("train", sentence="   ")                  # a bad row
     rel.add_raw("train", b"\\xff\\xfe not utf-8\\n")         # a line as raw bytes
     rel.write()                                            # (re)writes every TSV
+    rel.write_archive(tmp_path / "cv-corpus-1.0-de.tar.gz")  # as downloaded from Mozilla
 
 or `make_release(root, "de", train=6, dev=2, test=2)` for the common case.
 """
@@ -17,6 +18,7 @@ or `make_release(root, "de", train=6, dev=2, test=2)` for the common case.
 from __future__ import annotations
 
 import hashlib
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,6 +166,22 @@ class FakeRelease:
             body = "".join(f"{clip}\t{round(s * 1000)}\n" for clip, s in sorted(self.clip_seconds.items()))
             (self.locale_dir / "clip_durations.tsv").write_text("clip\tduration[ms]\n" + body)
         return self
+
+
+    def write_archive(self, path: Path, *, version: str = "cv-corpus-1.0-2024-01-01",
+                      tsvs_first: bool = True, clips: list[str] | None = None,
+                      tsvs: list[str] | None = None) -> Path:
+        """Pack this locale's written files into a .tar.gz as Mozilla ships it: top folder
+        `<version>/<locale>/`, the TSVs ahead of the clips (Mozilla's order) or after them.
+        `clips` and `tsvs` (file names) choose what goes in, for delta releases."""
+        top = f"{version}/{self.locale}"
+        tsv_files = sorted(p for p in self.locale_dir.glob("*.tsv") if tsvs is None or p.name in tsvs)
+        clip_files = sorted(p for p in self.clips_dir.iterdir() if clips is None or p.name in clips)
+        with tarfile.open(path, "w:gz") as tar:
+            for group in ((tsv_files, clip_files) if tsvs_first else (clip_files, tsv_files)):
+                for f in group:
+                    tar.add(f, arcname=f"{top}/{f.relative_to(self.locale_dir).as_posix()}")
+        return path
 
 
 def _speaker_id(split: str, i: int) -> str:
