@@ -73,6 +73,7 @@ class Featurizer:
             self._pool = self._stack.enter_context(ProcessPoolExecutor(
                 workers, mp_context=_mp_context(), initializer=_worker_init,
                 initargs=(os.getpid(),)))
+            self._pool.submit(int).result()  # forks every worker now, before any progress thread
         self._limit = PENDING_PER_WORKER * max(1, workers)
         self._pending: deque = deque()
 

@@ -139,7 +139,6 @@ class _LocalePass:
         self.member_of: dict[str, str] = {}  # clip -> "<archive>#<member>"
         self.split_of: dict[str, str] = {}  # clip -> the split whose cache its features go to
         self.header: dict[str, float | str] = {}  # clip -> seconds, or a drop reason
-        self.unnamed: set[str] = set()  # clips skipped because no row named them
         self.spool: dict[str, tuple[int, int]] = {}  # clip -> (offset, bytes) in the spool file
         self.spool_peak_bytes = 0
         self.counts: Counter[str] = Counter()
@@ -294,10 +293,9 @@ def _clip(state: _LocalePass, clip: str, ref: str, data: bytes, feats: Featurize
     state.counts["clips"] += 1
     route = state.route(clip)
     if route == "skip":
-        state.unnamed.add(clip)
+        state.counts["clips_unused"] += 1  # named by no usable row: never decoded
         return
     state.member_of[clip] = ref
-    state.unnamed.discard(clip)
     if route == "spool":
         state.spool[clip] = (spool.tell(), len(data))
         spool.write(data)

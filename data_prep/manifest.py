@@ -370,7 +370,8 @@ def format_summary(result: dict) -> str:
 def _archive_note(locale: str, summary: dict) -> str:
     """One line on the archive pass: what it read, what it skipped and why, the spool's peak."""
     members = dict(summary["archive"]["members"])
-    read = f"{members.pop('clips', 0)} clips, {members.pop('tsvs', 0)} TSVs"
+    read = (f"{members.pop('clips', 0)} clips ({members.pop('clips_unused', 0)} named by no usable "
+            f"row, not decoded), {members.pop('tsvs', 0)} TSVs")
     skipped = ", ".join(f"{k.removeprefix('skipped_')}={v}" for k, v in members.items()
                         if k.startswith("skipped_"))
     return (f"{locale}: read {len(summary['cv_root'])} archive(s) in one pass, "

@@ -93,6 +93,9 @@ def test_archive_gives_the_folders_manifests_and_features(tmp_path, tsvs_first, 
     assert dropped == {"missing_clip": 1, "empty_sentence": 1, "unreadable_clip": 1}
     members = summary["archive"]["members"]
     assert members["clips"] == len(list(rel.clips_dir.iterdir()))
+    # after the TSVs, clips no usable row names (invalidated, other, the empty sentence's) pass
+    # undecoded
+    assert members.get("clips_unused", 0) == (3 if tsvs_first else 0)
     assert (summary["archive"]["spool_peak_bytes"] == 0) == (tsvs_first and hours is None)
     assert not (packed / "release" / "clips.spool").exists()
 
