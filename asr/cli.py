@@ -109,7 +109,8 @@ def add_prepare(sub) -> None:
     p.add_argument("--zh-units", choices=("char", "pinyin"), default="char",
                    help="zh-CN output units: characters, or toned pinyin syllables")
     p.add_argument("--workers", type=int, default=2, help="feature-extraction processes")
-    p.add_argument("--no-features", action="store_true", help="skip the feature cache")
+    p.add_argument("--no-features", action="store_true",
+                   help="skip the feature cache (release folders only)")
     p.set_defaults(func=run_prepare)
 
 
