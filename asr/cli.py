@@ -455,8 +455,9 @@ def add_experiment(sub) -> None:
                    help="runs trained at once, each in its own process with its output in "
                    "<run>/train.log (on a CPU machine: the number of cores)")
     p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads for torch per run (0: torch's default, or the cores shared "
-                   "out among --jobs)")
+                   help="CPU threads for torch per run (0: with --jobs > 1, the cores shared "
+                   "among the runs training at that moment, re-balanced as runs finish; with "
+                   "--jobs 1, torch's default)")
     p.add_argument("--no-progress", action="store_true", help="no per-step progress bars")
     p.set_defaults(func=run_experiment)
 

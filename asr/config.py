@@ -156,7 +156,9 @@ class TrainConfig:
     weight_decay: float = 1e-2
     grad_clip: float = 5.0
     accum_steps: int = 1  # batches per optimizer update
-    precision: typing.Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 (fp16 on old GPUs)
+    # auto: bf16 where the hardware runs it natively, fp16 on GPUs without bf16, else fp32
+    # (asr/device.py); an explicit bf16 on other hardware is obeyed with a warning
+    precision: typing.Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     spec_augment: bool = True
     lid_weight: float = 0.1  # weight of the language-ID loss beside CTC
     valid_every: int = 250  # steps between validations

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.data import LanguageData, collate, eval_batches, make_buckets
 from asr.decode import DecodeConfig, Decoder, greedy_ids
+from asr.device import eval_batch_frames
 from asr.features import FeatureStats, log_mel, num_frames
 from asr.fileio import read_jsonl
 from asr.metrics import char_errors, word_errors
@@ -26,13 +27,13 @@ from asr.tokenizer import Tokenizer
 
 @torch.no_grad()
 def transcribe_split(model, data: LanguageData, tokenizer: Tokenizer, stats: FeatureStats | None,
-                     device: torch.device, batch_frames: int = 40000,
+                     device: torch.device, batch_frames: int | None = None,
                      autocast_dtype: torch.dtype | None = None) -> list[tuple[str, str, str]]:
     """Greedy transcripts of a whole split: [(id, reference, hypothesis)] in manifest order."""
     was_training = model.training
     model.eval()
     results = {}
-    for indices in eval_batches(data, batch_frames):
+    for indices in eval_batches(data, batch_frames or eval_batch_frames(device)):
         batch = collate(data, indices, stats).to(device)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                             enabled=autocast_dtype is not None):
@@ -180,7 +181,7 @@ def _split_features(data_dir: Path, locale: str, split: str, records: list[dict]
 
 @torch.no_grad()
 def decode_split(model, package, data_dir: str | Path, locale: str, split: str, decoder,
-                 device: torch.device, batch_frames: int = 40000, progress: bool = False) -> dict:
+                 device: torch.device, batch_frames: int | None = None, progress: bool = False) -> dict:
     """Decode every utterance of data/<locale>/<split>.jsonl; returns rows and counts."""
     data_dir = Path(data_dir)
     manifest = data_dir / locale / f"{split}.jsonl"
@@ -196,7 +197,7 @@ def decode_split(model, package, data_dir: str | Path, locale: str, split: str, 
                  if len(model.languages) > 1 and not model.lid_needs_locale else None)
     lid_correct = 0
     bar = tqdm(total=len(records), disable=not progress, desc=f"{locale} {split}", unit="utt")
-    for batch in make_buckets(frames, batch_frames, 128):
+    for batch in make_buckets(frames, batch_frames or eval_batch_frames(device), 128):
         feats, keep = [], []
         for i in batch.tolist():
             try:

@@ -58,7 +58,7 @@ from asr.experiment_data import data_digest, point_dir, prepare_experiment_data
 from asr.fileio import write_text
 
 EXPERIMENT_DIR = CONFIG_DIR / "experiments"
-EXPERIMENT_FORMAT = 1  # bump when a change to this file changes what a run computes
+EXPERIMENT_FORMAT = 2  # bump when a code change changes what a run computes (2: dropout placement)
 STRATEGIES = ("target_only", "joint", "joint_shuffled", "finetune", "progressive",
               "progressive_copy", "progressive_nolateral")
 NEEDS_HELPER_MODEL = ("finetune", "progressive", "progressive_copy", "progressive_nolateral")

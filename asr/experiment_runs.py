@@ -14,9 +14,30 @@ import shutil
 import time
 from pathlib import Path
 
+from asr.device import cpu_cores
 from asr.experiment import Job
 from asr.fileio import write_json, write_jsonl
 from asr.workers import watch_parent
+
+# Set in pool workers (_init_worker): how many runs train at once right now, kept by the parent.
+_RUNNING = None
+
+
+def _init_worker(parent_pid: int, running) -> None:
+    global _RUNNING
+    watch_parent(parent_pid)
+    _RUNNING = running
+
+
+def share_cores() -> None:
+    """Take this run's share of the CPU cores: all of them when it trains alone (the helpers'
+    pretraining, the critical path, often does at the end), one each when every worker is busy.
+    Called in the training thread: OpenMP's thread count belongs to the thread that sets it."""
+    import torch
+
+    threads = max(1, cpu_cores() // max(1, _RUNNING.value))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def train_job(job: Job, device: str, progress: bool) -> None:
@@ -33,7 +54,7 @@ def train_job(job: Job, device: str, progress: bool) -> None:
     trainer = Trainer(job.cfg, data_dir=job.data_dir, locales=job.locales, out_dir=out, init=init,
                       base=base, resume=(out / "train_state.safetensors").exists(), device=device,
                       progress=progress)
-    trainer.fit()
+    trainer.fit(each_step=share_cores if _RUNNING is not None else None)
     write_json(out / "timing.json", {"train_seconds": timing["train_seconds"]
                                      + time.perf_counter() - t0,
                                      "sessions": timing["sessions"] + 1})
@@ -50,10 +71,10 @@ def _timing(run_dir: Path) -> dict:
 def score_job(job: Job, device: str) -> dict:
     """Greedy decoding of the run's test sets; writes test_<locale>.jsonl and returns scores."""
     from asr.decode import Decoder
+    from asr.device import resolve_device
     from asr.evaluate import decode_split, metric_report
     from asr.package import load_package_model
     from asr.tokenizer import to_pinyin
-    from asr.train import resolve_device
 
     dev = resolve_device(device)
     model, package = load_package_model(job.run_dir, device=dev)
@@ -116,6 +137,8 @@ def execute_job(job: Job, device: str, facts: dict, progress: bool = True, threa
 
     if threads:
         torch.set_num_threads(threads)
+    elif _RUNNING is not None:
+        share_cores()
     job.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(job.run_dir / "job.json", {"strategy": job.strategy, "seed": job.seed,
                                           "hours": job.hours, "key": job.key,
@@ -191,19 +214,22 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads
+    # threads=0: each run takes cores / (runs training now), re-read after every update
+    count = ctx.Value("i", 0)
     # a worker whose parent was killed exits instead of training on beside the rerun
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=watch_parent,
-                             initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(os.getpid(), count)) as pool:
         while pending or running:
             for job in [j for j in pending if ready(j)][:workers - len(running)]:
                 pending.remove(job)
                 started(job)
                 running[pool.submit(execute_job, job, device, facts, False, threads, True)] = job
+            count.value = len(running)
             if not running:
                 raise RuntimeError("no job can start: a helpers' model is missing from the plan")
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 ended(running.pop(future), future.result())
+            count.value = len(running)
     return [results[id(j)] for j in jobs]

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from asr import checkpoint as ckpt
 from asr.config import RunConfig, run_config_to_dict
 from asr.data import Batch, LanguageData, MultilingualSampler, collate
+from asr.device import choose_precision, keep_freed_memory, resolve_device
 from asr.evaluate import format_scores, metric_value, validate
 from asr.features import FeatureStats, spec_augment
 from asr.fileio import copy_file, write_json
@@ -40,26 +41,7 @@ class TrainingError(RuntimeError):
     pass
 
 
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
-
-
 LID_MEMORY = 64  # pooled vectors kept per language for the language-ID replay
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None means fp32. bf16 autocast trains ~1.5x faster than fp32 on this CPU."""
-    if precision == "fp32":
-        return None
-    if precision == "fp16":
-        return torch.float16
-    if precision == "auto" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
 
 
 def lr_lambda(cfg) -> callable:
@@ -147,11 +129,16 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
+        # fused: one kernel over all parameters instead of ~10 small ops per tensor (measured
+        # 17 -> 6 ms per update for the 1.4 M-parameter model on one CPU core)
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.train.weight_decay},
-             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.train.lr)
+             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.train.lr, fused=True)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg.train))
-        self.amp = autocast_dtype(cfg.train.precision, self.device)
+        self.precision = choose_precision(cfg.train.precision, self.device)
+        self.amp = self.precision.autocast_dtype
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.scaler = torch.amp.GradScaler(enabled=self.amp == torch.float16)
         self.ddp = (torch.nn.parallel.DistributedDataParallel(
             self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
@@ -380,8 +367,10 @@ class Trainer:
                    extra={"step": self.step})
 
     # ---- the loop -----------------------------------------------------------------------
-    def fit(self, stop_at: int | None = None) -> dict:
-        """Train until max_steps or early stopping; `stop_at` simulates a crash (tests)."""
+    def fit(self, stop_at: int | None = None, each_step=None) -> dict:
+        """Train until max_steps or early stopping; `stop_at` simulates a crash (tests);
+        `each_step()`, when given, runs in this thread after every update (the experiment
+        uses it to take up cores that other runs have freed)."""
         tc = self.cfg.train
         self.out.mkdir(parents=True, exist_ok=True)
         if self.dist.main:
@@ -397,6 +386,8 @@ class Trainer:
             if stop_at is not None and self.step >= stop_at:
                 return {"stopped_at": self.step}
             s = self.update()
+            if each_step is not None:
+                each_step()
             audio += s["audio_seconds"]
             bad_in_row = 0 if s["finite"] else bad_in_row + 1
             if not s["finite"]:
@@ -423,7 +414,8 @@ class Trainer:
     def _finish(self, stopped_early: bool) -> dict:
         summary = {"steps": self.step, "stopped_early": stopped_early, "best_step": self.best_step,
                    f"best_{self.cfg.train.select_metric}": self.best,
-                   "non_finite_steps": self.log.counts["non_finite_steps"]}  # skipped updates
+                   "non_finite_steps": self.log.counts["non_finite_steps"],  # skipped updates
+                   **self.precision.to_dict()}
         paths = [Path(p) for p in self.checkpoints if Path(p).exists()]
         if self.dist.main and len(paths) > 1:
             self.model.load_state_dict(
@@ -454,7 +446,7 @@ class Trainer:
                                     "skipped": d.skipped} for loc, d in self.train_data.items()},
                 "sampling": self.sampler.language_probabilities(),
                 "device": str(self.device), "world_size": self.dist.world_size,
-                "autocast": str(self.amp)} | (
+                "threads": torch.get_num_threads()} | self.precision.to_dict() | (
                     {"columns": self.model.parameter_report()}
                     if isinstance(self.model, ProgressiveCTC) else {})
 

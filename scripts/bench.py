@@ -53,6 +53,7 @@ from benchlib import (
 
 from asr.audio import load_audio
 from asr.config import load_run_config
+from asr.device import choose_precision, resolve_device
 from asr.fileio import read_jsonl, write_json, write_jsonl
 from asr.model.multilingual import count_parameters
 from asr.prepare import feature_dir, tokenizer_path
@@ -60,6 +61,7 @@ from asr.train import Trainer
 
 GROUPS = ("synth", "prep", "train", "transcribe", "memory", "scaling")
 LOCALES = ("de", "zh-CN")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LONG_RATE = 48000  # Hz: long test files are 48 kHz MP3s, as Common Voice clips are
 GB = 2**30
 
@@ -68,7 +70,7 @@ GB = 2**30
 class Settings:
     """Sizes of one benchmark run."""
 
-    config: str  # run config trained and timed
+    configs: tuple  # run configs trained and timed (the last one also in scaling and memory)
     corpus_hours: dict  # train hours synthesised per locale
     eval_hours: float  # dev and test hours per locale
     vocab_size: int
@@ -86,11 +88,11 @@ class Settings:
     memory_repeats: int
 
 
-FULL = Settings(config="default", corpus_hours={"de": 1.0, "zh-CN": 0.2}, eval_hours=0.03,
+FULL = Settings(configs=("small", "default"), corpus_hours={"de": 1.0, "zh-CN": 0.2}, eval_hours=0.03,
                 vocab_size=256, synth_hours=0.03, prep_hours=0.1, steps=5, warmup=2, repeats=3,
                 flop_steps=3, matmul_n=2048, scaling_hours=(0.1, 0.2, 0.5, 1.0), short_files=40,
                 lengths_seconds=(75, 150, 300, 600, 1200), beam=16, memory_repeats=2)
-QUICK = Settings(config="tiny", corpus_hours={"de": 0.02, "zh-CN": 0.008}, eval_hours=0.004,
+QUICK = Settings(configs=("tiny",), corpus_hours={"de": 0.02, "zh-CN": 0.008}, eval_hours=0.004,
                  vocab_size=48, synth_hours=0.004, prep_hours=0.005, steps=2, warmup=1,
                  repeats=2, flop_steps=1, matmul_n=256, scaling_hours=(0.005, 0.01, 0.02),
                  short_files=4, lengths_seconds=(8, 16, 32), beam=4, memory_repeats=1)
@@ -152,10 +154,9 @@ class Bench:
                          workers=os.cpu_count() or 1, progress=False)
         self.results["setup_seconds"] = time.perf_counter() - t0
 
-    def trainer(self, out: Path, precision: str = "auto", data: Path | None = None,
+    def trainer(self, out: Path, config: str, precision: str = "auto", data: Path | None = None,
                 locales=LOCALES, device: str = "cpu") -> Trainer:
-        cfg = load_run_config(self.s.config, [f"train.precision={precision}",
-                                              "train.max_steps=1000000"])
+        cfg = load_run_config(config, [f"train.precision={precision}", "train.max_steps=1000000"])
         return Trainer(cfg, data or self.data, list(locales), out, progress=False, device=device)
 
     # ---- 1. synthesis and preparation ---------------------------------------------------
@@ -197,37 +198,46 @@ class Bench:
     # ---- 2 and 3. training throughput, FLOPs, utilisation, pipeline efficiency ----------
     def train(self) -> None:
         for device in self.devices:
-            with tempfile.TemporaryDirectory(dir=self.work) as tmp:
-                self.results.setdefault("training", {})[device] = self._train_on(device, Path(tmp))
+            for config in self.s.configs:
+                with tempfile.TemporaryDirectory(dir=self.work) as tmp:
+                    figures = self._train_on(device, config, Path(tmp))
+                self.results.setdefault("training", {}).setdefault(device, {})[config] = figures
 
-    def _train_on(self, device: str, tmp: Path) -> dict:
-        """fp32 and bf16 trainers of the same seed draw the same batches; each timed step runs
-        one batch in fp32, then in bf16 from the loader, then in bf16 again from memory, so
-        the three are compared on identical shapes moments apart."""
+    def _train_on(self, device: str, config: str, tmp: Path) -> dict:
+        """Trainers of the same seed in fp32 and, where the hardware has it natively, in bf16
+        (what `precision: auto` picks) draw the same batches; each timed step runs one batch
+        in fp32, then in the native precision from the loader, then again from memory, so all
+        are compared on identical shapes moments apart."""
         s = self.s
-        trainers = {p: self.trainer(tmp / p, p, device=device) for p in ("fp32", "bf16")}
+        auto = choose_precision("auto", resolve_device(device))
+        precisions = ["fp32"] + ([auto.name] if auto.name != "fp32" else [])
+        native = precisions[-1]  # auto's choice: the loader-against-memory figure runs in it
+        trainers = {p: self.trainer(tmp / p, config, p, device=device) for p in precisions}
         for t in trainers.values():
             run_steps(t, s.warmup)
         flops, audio = count_flops(lambda: run_steps(trainers["fp32"], s.flop_steps)[0])
-        for _ in range(s.flop_steps):  # keep the two samplers in step
-            trainers["bf16"].sampler.next_batch()
+        for p in precisions[1:]:  # keep the samplers in step
+            for _ in range(s.flop_steps):
+                trainers[p].sampler.next_batch()
         flops_per_audio_second = flops / audio
-        peaks = {"fp32": [], "bf16": []}
-        cpu_peaks = {"fp32": [], "bf16": []}  # FLOPs per CPU second: what one whole core gives
-        aps = {"fp32": [], "bf16": [], "bf16_in_memory": []}
-        cpu_aps = {"fp32": [], "bf16": [], "bf16_in_memory": []}
+        peaks = {p: [] for p in precisions}
+        cpu_peaks = {p: [] for p in precisions}  # FLOPs per CPU second: what one whole core gives
+        keys = [*precisions, f"{native}_in_memory"]
+        aps = {k: [] for k in keys}
+        cpu_aps = {k: [] for k in keys}
         cpu_share = []
         for _ in range(s.repeats):
-            for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-                peak = matmul_peak(dtype, device, s.matmul_n, repeats=1)
+            for p in precisions:
+                peak = matmul_peak(DTYPES[p], device, s.matmul_n, repeats=1)
                 peaks[p].append(peak["median"])
                 cpu_peaks[p].append(peak["per_cpu_second"]["median"])
             audio, wall, cpu = dict.fromkeys(aps, 0.0), dict.fromkeys(aps, 0.0), dict.fromkeys(aps, 0.0)
             for _ in range(s.steps):
                 recorded = []
-                for key, trainer, kw in (("fp32", trainers["fp32"], {}),
-                                         ("bf16", trainers["bf16"], {"record": recorded}),
-                                         ("bf16_in_memory", trainers["bf16"], {"replay": recorded})):
+                plan = [(p, trainers[p], {"record": recorded} if p == native else {})
+                        for p in precisions] + [(f"{native}_in_memory", trainers[native],
+                                                 {"replay": recorded})]
+                for key, trainer, kw in plan:
                     a, timer = run_steps(trainer, 1, threads=self.threads, **kw)
                     audio[key] += a
                     wall[key] += timer.wall
@@ -236,8 +246,9 @@ class Bench:
                 aps[key].append(audio[key] / wall[key])
                 cpu_aps[key].append(audio[key] / cpu[key])
             cpu_share.append(sum(cpu.values()) / (sum(wall.values()) * self.threads))
-        out = {"config": s.config, "threads": self.threads,
+        out = {"config": config, "threads": self.threads,
                "parameters": count_parameters(trainers["fp32"].model),
+               "precision_auto": auto.to_dict(),
                "flops_per_audio_second": flops_per_audio_second,
                "audio_seconds_per_second": {k: summarize(v) for k, v in aps.items()},
                "audio_seconds_per_cpu_second": {k: summarize(v) for k, v in cpu_aps.items()},
@@ -245,23 +256,24 @@ class Bench:
                "matmul_peak_flops_per_cpu_second": {k: summarize(v) for k, v in cpu_peaks.items()},
                "cpu_share": summarize(cpu_share)}
         util = {}
-        for p in ("fp32", "bf16"):
+        for p in precisions:
             util[p] = summarize([a * flops_per_audio_second / pk
                                  for a, pk in zip(aps[p], peaks[p], strict=True)])
-        util["bf16_vs_fp32_peak"] = summarize([a * flops_per_audio_second / pk for a, pk in
-                                               zip(aps["bf16"], peaks["fp32"], strict=True)])
-        for p in ("fp32", "bf16"):  # the same on CPU time: free of other jobs' share of the core
+            # the same on CPU time: free of other jobs' share of the core
             util[f"{p}_cpu_time"] = summarize([a * flops_per_audio_second / pk for a, pk in
                                                zip(cpu_aps[p], cpu_peaks[p], strict=True)])
+        if native != "fp32":
+            util[f"{native}_vs_fp32_peak"] = summarize([a * flops_per_audio_second / pk for a, pk in
+                                                        zip(aps[native], peaks["fp32"], strict=True)])
+            out[f"{native}_speedup"] = summarize([b / f for b, f in zip(aps[native], aps["fp32"],
+                                                                         strict=True)])
         out["utilisation"] = util
-        out["bf16_speedup"] = summarize([b / f for b, f in zip(aps["bf16"], aps["fp32"],
-                                                               strict=True)])
         out["pipeline_efficiency"] = summarize([r / m for r, m in zip(
-            aps["bf16"], aps["bf16_in_memory"], strict=True)])
-        if device == "cpu" and self.model_path is None:  # the model transcription times
-            from asr.package import save_model
+            aps[native], aps[f"{native}_in_memory"], strict=True)])
+        if device == "cpu" and config == self.s.configs[-1] and self.model_path is None:
+            from asr.package import save_model  # the model transcription times
 
-            t = trainers["bf16"]
+            t = trainers[native]
             self.model_path = self.work / ("model-quick" if self.quick else "model") / "model.safetensors"
             save_model(self.model_path, t.model, t.cfg, t.tokenizers, t.stats,
                        extra={"step": t.step})
@@ -275,7 +287,7 @@ class Bench:
                 self.model_path = existing
             else:
                 with tempfile.TemporaryDirectory(dir=self.work) as tmp:
-                    self._train_on("cpu", Path(tmp))
+                    self._train_on("cpu", self.s.configs[-1], Path(tmp))
         return self.model_path
 
     def test_files(self) -> tuple[list[str], float, list[tuple[Path, float]]]:
@@ -379,7 +391,7 @@ class Bench:
                     link.symlink_to(target.resolve())
             actual = sum(r["duration"] for r in records) / 3600
             with tempfile.TemporaryDirectory(dir=self.work) as tmp:
-                t = self.trainer(Path(tmp) / "run", data=root, locales=["de"])
+                t = self.trainer(Path(tmp) / "run", self.s.configs[-1], data=root, locales=["de"])
                 batches = len(t.sampler.buckets["de"])
                 run_steps(t, 1)  # warm-up
                 times[actual] = [run_steps(t, batches, threads=self.threads)[1].wall
@@ -454,7 +466,7 @@ def child(args: argparse.Namespace) -> None:
         detail = {"seconds": t.duration_seconds}
     elif args.child in ("train", "train_worst_case"):
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = load_run_config(s.config, ["train.max_steps=1000000"])
+            cfg = load_run_config(s.configs[-1], ["train.max_steps=1000000"])
             trainer = Trainer(cfg, args.arg[0], list(LOCALES), tmp, progress=False)
             batches = (largest_batches(trainer) if args.child == "train"
                        else [worst_case_batch(trainer)] * 2)
@@ -502,16 +514,17 @@ def targets(r: dict) -> list[dict]:
         rows.append({"target": name, "goal": goal, "measured": value, "met": bool(met),
                      "text": text})
 
-    train = r.get("training", {}).get("cpu")
-    if train:
+    for config, train in r.get("training", {}).get("cpu", {}).items():
         e = train["pipeline_efficiency"]["median"]
-        add("data-pipeline efficiency", ">= 0.9", e, e >= 0.9, f"{e:.3f}")
+        add(f"data-pipeline efficiency, {config}", ">= 0.9", e, e >= 0.9, f"{e:.3f}")
         u = train["utilisation"]["fp32"]["median"]
-        add("training utilisation, fp32 / fp32 matmul peak", ">= 40%", u, u >= 0.4,
+        native = train["precision_auto"]["precision"]
+        also = (f"; {native}: {100 * train['utilisation'][native]['median']:.1f}% of the "
+                f"{native} peak, {100 * train['utilisation'][native + '_vs_fp32_peak']['median']:.1f}%"
+                f" of the fp32 peak" if native != "fp32" else "; no native bf16 on this CPU")
+        add(f"training utilisation, fp32 / fp32 matmul peak, {config}", ">= 50%", u, u >= 0.5,
             f"{100 * u:.1f}% ({100 * train['utilisation']['fp32_cpu_time']['median']:.1f}% on "
-            f"CPU time; bf16: {100 * train['utilisation']['bf16']['median']:.1f}% of the "
-            f"bf16 peak, {100 * train['utilisation']['bf16_vs_fp32_peak']['median']:.1f}% of "
-            f"the fp32 peak)")
+            f"CPU time{also})")
     tr = r.get("transcription")
     if tr:
         short, long = tr["rtf_short"]["greedy"]["median"], tr["rtf_long"]["greedy"]["median"]
@@ -538,16 +551,42 @@ def targets(r: dict) -> list[dict]:
     return rows
 
 
+def training_rows(where: str, t: dict) -> list[tuple[str, str]]:
+    """Figure rows of one device and config: fp32, and the native precision where there is one."""
+    a, native = t["audio_seconds_per_second"], t["precision_auto"]["precision"]
+    rows = [(f"precision `auto` picks [{where}]",
+             f"{native} ({t['precision_auto']['precision_reason']})"),
+            (f"training audio-s/s, fp32 [{where}, {t['threads']} threads]", fmt(a["fp32"], digits=1)),
+            (f"model GFLOPs per audio second (train step, counted) [{where}]",
+             f"{t['flops_per_audio_second'] / 1e9:.2f}"),
+            (f"matmul peak GFLOP/s, fp32 [{where}]", fmt(t["matmul_peak_flops"]["fp32"], 1e-9, 0)),
+            (f"utilisation fp32 (of fp32 peak) [{where}]", fmt(t["utilisation"]["fp32"], 100, 1, "%")),
+            (f"utilisation fp32 on CPU time (FLOPs per CPU-second of both) [{where}]",
+             fmt(t["utilisation"]["fp32_cpu_time"], 100, 1, "%"))]
+    if native != "fp32":
+        rows += [(f"training audio-s/s, {native} [{where}]", fmt(a[native], digits=1)),
+                 (f"{native} / fp32 speed-up [{where}]", fmt(t[f"{native}_speedup"])),
+                 (f"matmul peak GFLOP/s, {native} [{where}]",
+                  fmt(t["matmul_peak_flops"][native], 1e-9, 0)),
+                 (f"utilisation {native} (of {native} peak) [{where}]",
+                  fmt(t["utilisation"][native], 100, 1, "%"))]
+    return rows + [
+        (f"data-pipeline efficiency ({native}) [{where}]", fmt(t["pipeline_efficiency"], digits=3)),
+        (f"CPU share the process got (1 = all its threads busy) [{where}]", fmt(t["cpu_share"]))]
+
+
 def markdown(r: dict) -> str:
     m = r["machine"]
     lines = ["# Benchmark results", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores ({m['cpu_capability']}), "
+             f"Machine: {m['cpu']}, {m['cores']} cores (torch's CPU capability "
+             f"{m['cpu_capability']}; native bf16: {', '.join(m['cpu_bf16']) or 'none'}), "
              f"{m['memory_gb']:.0f} GB; Python {m['python']}, torch {m['torch']} with "
              f"{m['torch_threads']} threads (per-core figures: 1); load average "
              f"{m['load_average_start'][0]:.2f} at the start, {m['load_average_end'][0]:.2f} at "
              f"the end{'; ' + m['cuda'] if 'cuda' in m else ''}. "
              f"Settings: {'quick (smoke test sizes)' if r['settings']['quick'] else 'full'}, "
-             f"config `{r['settings']['config']}`, {r['settings']['repeats']} runs per figure: "
+             f"configs {', '.join(f'`{c}`' for c in r['settings']['configs'])}, "
+             f"{r['settings']['repeats']} runs per figure: "
              "median (min-max).", "", "## Targets", "", "| target | goal | measured | met |",
              "|---|---|---|---|"]
     lines += [f"| {t['target']} | {t['goal']} | {t['text']} | {'yes' if t['met'] else 'no'} |"
@@ -559,25 +598,9 @@ def markdown(r: dict) -> str:
     if "preparation_x_real_time_per_core" in r:
         rows.append(("preparation (MP3 decode + log-mel cache), x real time per core",
                      fmt(r["preparation_x_real_time_per_core"], digits=0)))
-    for device, t in r.get("training", {}).items():
-        a = t["audio_seconds_per_second"]
-        rows += [
-            (f"training audio-s/s, fp32 [{device}, {t['threads']} threads]", fmt(a["fp32"], digits=1)),
-            (f"training audio-s/s, bf16 [{device}]", fmt(a["bf16"], digits=1)),
-            (f"bf16 / fp32 speed-up [{device}]", fmt(t["bf16_speedup"])),
-            (f"model GFLOPs per audio second (train step, counted) [{device}]",
-             f"{t['flops_per_audio_second'] / 1e9:.2f}"),
-            (f"matmul peak GFLOP/s, fp32 [{device}]", fmt(t["matmul_peak_flops"]["fp32"], 1e-9, 0)),
-            (f"matmul peak GFLOP/s, bf16 [{device}]", fmt(t["matmul_peak_flops"]["bf16"], 1e-9, 0)),
-            (f"utilisation fp32 (of fp32 peak) [{device}]", fmt(t["utilisation"]["fp32"], 100, 1, "%")),
-            (f"utilisation bf16 (of bf16 peak) [{device}]", fmt(t["utilisation"]["bf16"], 100, 1, "%")),
-            (f"utilisation fp32 on CPU time (FLOPs per CPU-second of both) [{device}]",
-             fmt(t["utilisation"]["fp32_cpu_time"], 100, 1, "%")),
-            (f"utilisation bf16 on CPU time [{device}]",
-             fmt(t["utilisation"]["bf16_cpu_time"], 100, 1, "%")),
-            (f"data-pipeline efficiency (bf16) [{device}]", fmt(t["pipeline_efficiency"], digits=3)),
-            (f"CPU share the process got (1 = all its threads busy) [{device}]", fmt(t["cpu_share"])),
-        ]
+    for device, configs in r.get("training", {}).items():
+        for config, t in configs.items():
+            rows += training_rows(f"{device}, {config}", t)
     tr = r.get("transcription")
     if tr:
         for m_ in ("greedy", "beam", "beam_lm"):

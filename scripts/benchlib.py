@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
+from asr.device import cpu_bf16_features
+
 MATMUL_MIN_SECONDS = 0.3  # each matmul-peak sample runs at least this long
 
 
@@ -70,6 +72,7 @@ def machine_description(threads: int) -> dict:
         memory_gb = None
     desc = {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_bf16": cpu_bf16_features(), "cpu_flags": cpu_flags(),
             "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "torch_threads": threads,
             "torch_interop_threads": torch.get_num_interop_threads(),
@@ -77,6 +80,18 @@ def machine_description(threads: int) -> dict:
     if torch.cuda.is_available():
         desc["cuda"] = torch.cuda.get_device_name(0)
     return desc
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's SIMD and matrix flags that decide kernel speed (from /proc/cpuinfo)."""
+    wanted = {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16",
+              "amx_int8", "asimd", "sve", "bf16"}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            line = next((x for x in f if x.startswith(("flags", "Features"))), "")
+    except OSError:
+        return []
+    return sorted(set(line.partition(":")[2].split()) & wanted)
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device | str = "cpu", n: int = 2048,

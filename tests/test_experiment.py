@@ -143,7 +143,7 @@ def test_interrupted_sweep_resumes(release, tmp_path, monkeypatch):
     real_fit, real_init = asr.train.Trainer.fit, asr.train.Trainer.__init__
     resumed = []
 
-    def crash(self, stop_at=None):
+    def crash(self, stop_at=None, **kwargs):
         real_fit(self, stop_at=3)  # a state is saved at step 2
         raise KeyboardInterrupt
 

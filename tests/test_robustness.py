@@ -663,7 +663,7 @@ def test_bad_config_names_the_key(fake_data, tmp_path, capsys, case):
 def test_missing_config_lists_the_shipped_ones(fake_data, tmp_path, capsys):
     code, _, err = cli(capsys, "train", "--config", "tiyn", "--data", fake_data, "--locales", "de",
                        "--out", tmp_path / "run")
-    assert code == 2 and "tiyn: no such config file (shipped configs: default, large, tiny)" in err
+    assert code == 2 and "tiyn: no such config file (shipped configs: default, large, small, tiny)" in err
 
 
 # ---- security ------------------------------------------------------------------------------

@@ -78,13 +78,19 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 
 class FeedForward(nn.Module):
-    """Pre-norm position-wise FFN with SiLU: (B, T, D) -> (B, T, D)."""
+    """Pre-norm position-wise FFN with SiLU: (B, T, D) -> (B, T, D).
+
+    Dropout on the module's output only, as the Conformer paper places it ("dropout on the
+    output of each module, before it is added to the residual"). Each extra dropout costs a
+    random draw per element, which on a CPU is one of a training step's largest costs
+    (bernoulli_ took 13% of a step with dropout inside the FFN and on attention weights too).
+    """
 
     def __init__(self, d_model: int, ff_mult: int, dropout: float):
         super().__init__()
         self.net = nn.Sequential(
             nn.LayerNorm(d_model), nn.Linear(d_model, ff_mult * d_model), nn.SiLU(),
-            nn.Dropout(dropout), nn.Linear(ff_mult * d_model, d_model), nn.Dropout(dropout),
+            nn.Linear(ff_mult * d_model, d_model), nn.Dropout(dropout),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,11 +98,16 @@ class FeedForward(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Pre-norm multi-head self-attention with rotary positions and a key padding mask."""
+    """Pre-norm multi-head self-attention with rotary positions and a key padding mask.
+
+    Dropout on the output only, not on the attention weights: without it SDPA takes its fused
+    kernel (measured 1.9x faster forward + backward than the unfused path dropout forces, on a
+    CPU) and never materialises the (B, H, T, T) weights.
+    """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float):
         super().__init__()
-        self.n_heads, self.dropout = n_heads, dropout
+        self.n_heads = n_heads
         self.norm = nn.LayerNorm(d_model)
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
@@ -109,8 +120,7 @@ class SelfAttention(nn.Module):
         cos, sin = rotary_tables(t, d // self.n_heads, x.device)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         # Padded keys get no weight; padded queries still see real keys, so no row is all -inf.
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :],
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
         return self.drop(self.proj(y.transpose(1, 2).reshape(b, t, d)))  # (B, T, D)
 
 
