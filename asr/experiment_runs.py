@@ -17,6 +17,7 @@ from pathlib import Path
 from asr.device import cpu_cores
 from asr.experiment import Job
 from asr.fileio import write_json, write_jsonl
+from asr.job_board import REFRESH_SECONDS, JobBoard, board_rows, eta_text
 from asr.workers import watch_parent
 
 # Set in pool workers (_init_worker): how many runs train at once right now, kept by the parent.
@@ -161,22 +162,22 @@ def finished_result(job: Job) -> dict | None:
     return None
 
 
-def _eta(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
-
-
 def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
              progress: bool = True, workers: int = 1, threads: int = 0) -> list[dict]:
-    """Run every unfinished job, `workers` at a time, each after the model it starts from;
-    prints one line per run started and finished (k/N, strategy, hours, seed, ETA)."""
+    """Run every unfinished job, `workers` at a time, each after the model it starts from.
+
+    Prints one line per run started and finished (k/N, strategy, hours, seed, ETA); with
+    workers > 1 on a terminal, also a live line per running run (job_board.py); at the end, a
+    table of the runs."""
     number = {id(j): k for k, j in enumerate(jobs, 1)}
+    board = JobBoard(live=None if progress else False)
     results = {}
     for job in jobs:
         if (r := finished_result(job)) is not None:
             results[id(job)] = r
             _tidy(job.run_dir)
-            print(f"[{number[id(job)]}/{len(jobs)}] {job.label}: finished earlier "
-                  f"({job.run_dir.name})", flush=True)
+            board.say(f"[{number[id(job)]}/{len(jobs)}] {job.label}: finished earlier "
+                      f"({job.run_dir.name})")
     pending = [j for j in jobs if id(j) not in results]
     began: dict[int, float] = {}
     durations: list[float] = []  # wall seconds of the runs finished in this call
@@ -186,19 +187,20 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
         eta = ""
         if durations:  # the mean run so far, for what is left, shared among the workers
             left = len(pending) + len(running) + 1
-            eta = f", ETA {_eta(sum(durations) / len(durations) * left / max(1, workers))}"
+            eta = f", ETA {eta_text(sum(durations) / len(durations) * left / max(1, workers))}"
         state = "resuming" if (job.run_dir / "train_state.safetensors").exists() else "training"
-        print(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {state} in {job.run_dir}{eta}",
-              flush=True)
+        board.say(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {state} in {job.run_dir}{eta}")
 
     def ended(job: Job, r: dict) -> None:
         results[id(job)] = r
         durations.append(time.perf_counter() - began[id(job)])
-        score = (f"{target} test CER {100 * r['test'][target]['cer']:.1f}%" if target in r["test"]
-                 else "helpers' mean test WER "
-                 f"{100 * sum(t['wer'] for t in r['test'].values()) / len(r['test']):.1f}%")
-        print(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {score}, stopped at step "
-              f"{r['steps']} of {r['max_steps']}, {r['train_seconds']:.0f} s", flush=True)
+        board.say(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {_score(r, target)}, stopped "
+                  f"at step {r['steps']} of {r['max_steps']}, {r['train_seconds']:.0f} s")
+
+    def live_rows() -> list[str]:
+        active = [(f"[{number[id(j)]}/{len(jobs)}] {j.label}", j.cfg.train.max_steps, j.run_dir,
+                   j.cfg.train.select_metric, began[id(j)]) for j in running.values()]
+        return board_rows(active, sum(j.cfg.train.max_steps for j in pending), workers)
 
     def ready(job: Job) -> bool:
         return job.pretrain is None or id(job.pretrain) in results
@@ -209,7 +211,7 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
             job = pending.pop(0)
             started(job)
             ended(job, execute_job(job, device, facts, progress, threads))
-        return [results[id(j)] for j in jobs]
+        return _finished(jobs, results, target)
 
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -228,8 +230,32 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
             count.value = len(running)
             if not running:
                 raise RuntimeError("no job can start: a helpers' model is missing from the plan")
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done = set()
+            while not done:
+                done, _ = wait(running, timeout=REFRESH_SECONDS if board.live else None,
+                               return_when=FIRST_COMPLETED)
+                if not done:
+                    board.draw(live_rows())
             for future in done:
                 ended(running.pop(future), future.result())
             count.value = len(running)
-    return [results[id(j)] for j in jobs]
+    board.done()
+    return _finished(jobs, results, target)
+
+
+def _score(r: dict, target: str) -> str:
+    if target in r["test"]:
+        return f"{target} test CER {100 * r['test'][target]['cer']:.1f}%"
+    return ("helpers' mean test WER "
+            f"{100 * sum(t['wer'] for t in r['test'].values()) / len(r['test']):.1f}%")
+
+
+def _finished(jobs: list[Job], results: dict, target: str) -> list[dict]:
+    """Every job's result, after printing them as one table."""
+    out = [results[id(j)] for j in jobs]
+    print("\n| run | test score | stopped at | train s |\n|---|---|---|---|", flush=True)
+    for job, r in zip(jobs, out, strict=True):
+        how = "cap" if r["steps"] >= r["max_steps"] else "early stop"
+        print(f"| {job.label} | {_score(r, target)} | {r['steps']} of {r['max_steps']} ({how}) | "
+              f"{r['train_seconds']:.0f} |", flush=True)
+    return out

@@ -50,17 +50,22 @@ def pick_run(report: dict) -> dict:
                                     r["seed"]))
 
 
-def transcribe_examples(run: dict, clips: int) -> None:
+def transcribe_examples(run: dict, helpers: dict | None, clips: int) -> None:
+    """A few test clips per language: Mandarin with `run`'s model; the helper languages with
+    the helpers' own model when there is one (fine-tuning on Mandarin degrades their heads)."""
     from asr import load_model
 
+    data = Path(json.loads((Path(run["run_dir"]) / "job.json").read_text())["data"])
     model = load_model(run["run_dir"])
-    job = json.loads((Path(run["run_dir"]) / "job.json").read_text())
-    data = Path(job["data"])
-    print(f"model: {run['run_dir']} ({run['strategy']}, {run['target_hours']:g} h of Mandarin)")
+    own = load_model(helpers["run_dir"]) if helpers else model
+    print(f"zh-CN: {run['run_dir']} ({run['strategy']}, {run['target_hours']:g} h of Mandarin)")
+    if helpers:
+        print(f"others: {helpers['run_dir']} (the helpers' model it started from)")
     for locale in model.languages:
+        m = own if locale in own.languages and locale != "zh-CN" else model
         rows = [json.loads(x) for x in (data / locale / "test.jsonl").read_text().splitlines()]
         for r in rows[:clips]:
-            hyp = model.transcribe(r["audio"], lang=locale).text
+            hyp = m.transcribe(r["audio"], lang=locale).text
             print(f"  [{locale}] {Path(r['audio']).name}\n      ref: {r['norm_text']}\n      hyp: {hyp}")
 
 
@@ -109,9 +114,11 @@ def main(argv=None) -> None:
     out = Path(args.out)
     report = json.loads((out / "report.json").read_text())
     run = pick_run(report)
+    helpers = None if run["strategy"] == "progressive" else next(
+        (r for r in report["runs"] if r["strategy"] == "pretrain" and r["seed"] == run["seed"]), None)
 
     print("\n== 3. held-out test clips, reference and hypothesis", flush=True)
-    transcribe_examples(run, args.clips)
+    transcribe_examples(run, helpers, args.clips)
     baseline = next((r for r in report["runs"] if r["strategy"] == "target_only"), run)
     print(f"\nFor comparison, on the same Mandarin test set an untrained model of the same "
           f"shape scores {100 * untrained_cer(baseline):.1f}% CER (random weights emit wrong "
