@@ -21,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv and install the package (quick when nothing changed)
 
-demo: $(STAMP)  ## the transfer experiment in miniature: synthetic corpus, 7 runs, report (~18 min on 2 cores)
+demo: $(STAMP)  ## the transfer experiment in miniature: synthetic corpus, 5 runs, report (~15 min on 2 cores)
 	$(PY) scripts/demo.py --corpus $(DEMO_CORPUS) --out exp/transfer_demo --jobs $(JOBS)
 
 test: $(STAMP)  ## fast test suite (minutes)

@@ -38,8 +38,7 @@ def trained(tmp_path_factory):
         prepare_data(root / "data", LOCALES, workers=2, progress=False)  # es: characters
     cfg = load_run_config("default", [
         "model.d_model=144", "model.layout=[0,4,0]", "data.batch_frames=3000",
-        f"train.max_steps={STEPS}", "train.warmup_steps=200", "train.valid_every=100",
-        "train.precision=bf16"])
+        f"train.max_steps={STEPS}", "train.warmup_steps=200", "train.valid_every=100"])
     data, run = root / "data", root / "run"
     trainer = Trainer(cfg, data, LOCALES, run, progress=False)  # 1 thread (conftest)
     untrained = validate(trainer.model, trainer.dev_data, trainer.tokenizers, trainer.stats,
