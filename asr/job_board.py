@@ -8,7 +8,7 @@ CI job, --no-progress) only those permanent lines are printed.
 
     [5/7] finetune 0.1 h seed 0   step  250/400  dev zh-CN CER  54.3%   96 audio-s/s   1:23
     [6/7] finetune 0.3 h seed 0   step   50/400  dev zh-CN CER      -   88 audio-s/s   0:17
-    ETA <= 4 min at the measured speed (less if runs stop early)
+    ETA ~4 min at the measured speed (less if runs stop early)
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ def board_rows(running: list[tuple[str, int, Path, str, float]], waiting_steps: 
         if s["updates_per_second"]:
             speeds.append(s["updates_per_second"])
     if speeds:
-        per_run = sum(speeds) / len(speeds)  # updates per second of one run at its share of cores
-        eta = left / (per_run * max(1, min(workers, len(running) or 1)))
-        rows.append(f"ETA <= {eta_text(eta)} at the measured speed (less if runs stop early)")
+        # runs still waiting will share the workers; the ones running now go at their speed
+        rate = sum(speeds) / len(speeds) * workers if waiting_steps else sum(speeds)
+        rows.append(f"ETA ~{eta_text(left / rate)} at the measured speed (less if runs stop "
+                    "early)")
     return rows

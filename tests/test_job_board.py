@@ -33,7 +33,10 @@ def test_rows_and_eta_from_the_measured_speed(tmp_path):
     assert "step   100/400" in rows[0] and "dev zh-CN CER      -" in rows[0]
     assert rows[0].endswith("1:05")
     # 300 + 400 updates left at 2 updates per second
-    assert rows[1].startswith("ETA <= 6 min")
+    assert rows[1].startswith("ETA ~6 min")
+    two = board_rows([("[1/3] finetune 0.1 h seed 0", 400, tmp_path / "a", "zh-CN_cer",
+                       time.perf_counter())], waiting_steps=500, workers=2)
+    assert two[1].startswith("ETA ~3 min")  # 800 left at 4 updates per second: 200 s
 
 
 def test_board_redraws_in_place_only_on_a_terminal():
