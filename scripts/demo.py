@@ -6,10 +6,11 @@ Usage:
     (or simply `make demo`, which installs first)
 
 Steps (each skipped when its outputs are already there and up to date):
-    1. synthesise a small Common Voice-style release (de, fr, es, it, zh-CN) with eSpeak NG;
+    1. synthesise a small Common Voice-style release (de, es, zh-CN) with eSpeak NG;
     2. run the transfer experiment asr/configs/experiments/transfer_demo.yaml: Mandarin
-       trained alone and on top of a model of the four European languages, at two amounts
-       of Mandarin, all under one early-stopping budget; report and plot;
+       trained alone (0.1 and 0.3 h) and fine-tuned from a model of German and Spanish
+       (0.1 h), all under one early-stopping budget; report and plot (live progress of the
+       running runs on a terminal);
     3. transcribe a few held-out test clips in each language with a trained model, printing
        reference and hypothesis, and an untrained model's CER for comparison;
     4. print the results and where the report and the plot are.
