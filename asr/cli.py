@@ -456,8 +456,9 @@ def add_experiment(sub) -> None:
                    "<run>/train.log (on a CPU machine: the number of cores)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads for torch per run (0: with --jobs > 1, the cores shared "
-                   "among the runs training at that moment, re-balanced as runs finish; with "
-                   "--jobs 1, torch's default)")
+                   "among the runs training at that moment, re-balanced as runs finish, "
+                   "which can change results in the last bits from one rerun to the next; "
+                   "with --jobs 1, torch's default). A fixed N reruns bit-identically")
     p.add_argument("--no-progress", action="store_true", help="no per-step progress bars")
     p.set_defaults(func=run_experiment)
 

@@ -41,8 +41,9 @@ def share_cores() -> None:
         torch.set_num_threads(threads)
 
 
-def train_job(job: Job, device: str, progress: bool) -> None:
-    """Train (or resume) a run until its summary.json exists; wall time adds up in timing.json."""
+def train_job(job: Job, device: str, progress: bool, share: bool = False) -> None:
+    """Train (or resume) a run until its summary.json exists; wall time adds up in timing.json.
+    `share`: re-balance torch threads after every update (share_cores)."""
     from asr.train import Trainer
 
     out = job.run_dir
@@ -55,7 +56,7 @@ def train_job(job: Job, device: str, progress: bool) -> None:
     trainer = Trainer(job.cfg, data_dir=job.data_dir, locales=job.locales, out_dir=out, init=init,
                       base=base, resume=(out / "train_state.safetensors").exists(), device=device,
                       progress=progress)
-    trainer.fit(each_step=share_cores if _RUNNING is not None else None)
+    trainer.fit(each_step=share_cores if share else None)
     write_json(out / "timing.json", {"train_seconds": timing["train_seconds"]
                                      + time.perf_counter() - t0,
                                      "sessions": timing["sessions"] + 1})
@@ -136,9 +137,11 @@ def execute_job(job: Job, device: str, facts: dict, progress: bool = True, threa
     """Train (or resume) and score one run; with `log`, its output goes to <run>/train.log."""
     import torch
 
+    # a fixed thread count keeps a rerun bit-identical; shared cores follow the load
+    share = not threads and _RUNNING is not None
     if threads:
         torch.set_num_threads(threads)
-    elif _RUNNING is not None:
+    elif share:
         share_cores()
     job.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(job.run_dir / "job.json", {"strategy": job.strategy, "seed": job.seed,
@@ -149,7 +152,7 @@ def execute_job(job: Job, device: str, facts: dict, progress: bool = True, threa
             f = stack.enter_context(open(job.run_dir / "train.log", "a", encoding="utf-8"))
             stack.enter_context(contextlib.redirect_stdout(f))
             stack.enter_context(contextlib.redirect_stderr(f))
-        train_job(job, device, progress and not log)
+        train_job(job, device, progress and not log, share)
         return finish_job(job, device, facts)
 
 
