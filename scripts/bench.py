@@ -556,7 +556,7 @@ def training_rows(where: str, t: dict) -> list[tuple[str, str]]:
     a, native = t["audio_seconds_per_second"], t["precision_auto"]["precision"]
     rows = [(f"precision `auto` picks [{where}]",
              f"{native} ({t['precision_auto']['precision_reason']})"),
-            (f"training audio-s/s, fp32 [{where}, {t['threads']} threads]", fmt(a["fp32"], digits=1)),
+            (f"training audio-s/s, fp32 [{where}, {t['threads']} thread{'s' if t['threads'] != 1 else ''}]", fmt(a["fp32"], digits=1)),
             (f"model GFLOPs per audio second (train step, counted) [{where}]",
              f"{t['flops_per_audio_second'] / 1e9:.2f}"),
             (f"matmul peak GFLOP/s, fp32 [{where}]", fmt(t["matmul_peak_flops"]["fp32"], 1e-9, 0)),
