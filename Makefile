@@ -30,7 +30,7 @@ test: $(STAMP)  ## fast test suite (minutes)
 test-all: $(STAMP)  ## every test, the slow ones included
 	$(PY) -m pytest -q -m ""
 
-bench: $(STAMP)  ## benchmarks: speed, memory, utilisation -> bench/results.{json,md} (~20 min on 2 cores)
+bench: $(STAMP)  ## benchmarks: speed, memory, utilisation -> bench/results.{json,md} (tens of minutes on 2 cores)
 	$(PY) scripts/bench.py
 
 lint: $(STAMP)  ## ruff
