@@ -21,7 +21,7 @@ import warnings
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # by name
 BF16_EMULATED_SLOWDOWN = 6  # x slower than fp32: bf16 training on an AVX2-only CPU (measured)
 
 
@@ -68,7 +68,7 @@ class Precision:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.name]
+        return None if self.name == "fp32" else DTYPES[self.name]
 
     def to_dict(self) -> dict:
         return {"precision": self.name, "precision_reason": self.reason}
@@ -76,8 +76,8 @@ class Precision:
 
 def choose_precision(requested: str, device: torch.device) -> Precision:
     """The config's `train.precision` on this device: `auto` by capability, others as asked."""
-    if requested not in PRECISIONS:
-        raise ValueError(f"precision {requested!r} is not one of {list(PRECISIONS)}")
+    if requested != "auto" and requested not in DTYPES:
+        raise ValueError(f"precision {requested!r} is not one of {['auto', *DTYPES]}")
     native, why = native_bf16(device)
     if requested == "auto":
         if native:

@@ -53,7 +53,7 @@ from benchlib import (
 
 from asr.audio import load_audio
 from asr.config import load_run_config
-from asr.device import choose_precision, resolve_device
+from asr.device import DTYPES, choose_precision, resolve_device
 from asr.fileio import read_jsonl, write_json, write_jsonl
 from asr.model.multilingual import count_parameters
 from asr.prepare import feature_dir, tokenizer_path
@@ -61,7 +61,6 @@ from asr.train import Trainer
 
 GROUPS = ("synth", "prep", "train", "transcribe", "memory", "scaling")
 LOCALES = ("de", "zh-CN")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LONG_RATE = 48000  # Hz: long test files are 48 kHz MP3s, as Common Voice clips are
 GB = 2**30
 
