@@ -117,7 +117,8 @@ def add_prepare(sub) -> None:
 def run_prepare(args) -> int:
     from asr.prepare import prepare_data
     from data_prep.cv_archive import release_archives
-    from data_prep.manifest import format_summary, prepare_manifests
+    from data_prep.manifest import format_summary
+    from data_prep.release import prepare_manifests
 
     locales = parse_locales(args.locales)
     if args.no_features and release_archives(args.cv_root, locales) is not None:
@@ -192,10 +193,10 @@ def run_train(args) -> int:
         raise ValueError("--strategy progressive and --base go together: pass both or neither")
     cfg = load_run_config(args.config, args.overrides)
     try:
-        trainer = Trainer(cfg, data_dir=args.data, locales=parse_locales(args.locales),
-                          out_dir=args.out, init=args.init,
-                          freeze_prefixes=parse_locales(args.freeze), resume=args.resume,
-                          device=args.device, base=args.base)
+        trainer = Trainer.from_data(cfg, args.data, parse_locales(args.locales), args.out,
+                                    init=args.init, base=args.base,
+                                    freeze=parse_locales(args.freeze), resume=args.resume,
+                                    device=args.device)
         summary = trainer.fit()
     except TrainingError as e:
         print(f"asr train: error: {e}", file=sys.stderr)

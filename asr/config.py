@@ -7,6 +7,7 @@ are errors that name the key, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -150,7 +151,7 @@ class TrainConfig:
 
     seed: int = 0
     max_steps: int = 4000  # optimizer updates
-    lr: float = 2e-3  # peak learning rate, after warmup
+    lr: float = 5e-4  # peak learning rate, after warmup (1e-3, 2e-3: far longer in CTC's blank plateau)
     warmup_steps: int = 400
     final_lr_ratio: float = 0.05  # cosine decay from lr to lr * final_lr_ratio at max_steps
     weight_decay: float = 1e-2
@@ -171,22 +172,109 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Conformer-CTC dimensions and the sharing pattern of the block stack.
+
+    `layout = (below, shared, above)` counts Conformer blocks, bottom to top:
+      - `below`: per-language input blocks (each language has its own copy),
+      - `shared`: blocks every language runs through,
+      - `above`: per-language top blocks, just under each language's CTC head.
+    So (0, N, 0) is one fully shared encoder, (0, K, N - K) a shared bottom with per-language
+    tops, (0, 0, N) separate models, and (a, b, c) a shared middle.
+
+    The 4x subsampling front end goes with the lowest block: shared when the lowest block is
+    shared (below == 0 and shared > 0), per language otherwise, so (0, 0, N) really is N
+    independent encoders and only the language-ID head joins them.
+    """
+
+    n_mels: int = 80  # input feature bins
+    d_model: int = 176  # width of every block
+    n_heads: int = 4  # attention heads; d_model / n_heads must be even (rotary pairs)
+    ff_mult: int = 2  # feed-forward hidden width = ff_mult * d_model
+    conv_kernel: int = 15  # depthwise conv kernel, frames after subsampling (odd)
+    subsampling_channels: int = 64  # channels of the two stride-2 convs in the front end
+    dropout: float = 0.1
+    layout: tuple[int, int, int] = (0, 10, 0)  # blocks (per-language below, shared, per-language above)
+
+    def __post_init__(self):
+        if isinstance(self.layout, list):  # YAML and JSON give lists
+            object.__setattr__(self, "layout", tuple(self.layout))
+        for name in ("n_mels", "d_model", "n_heads", "ff_mult", "conv_kernel", "subsampling_channels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"model.d_model={self.d_model} must split into n_heads={self.n_heads} "
+                             "heads of even width (rotary embeddings rotate pairs of channels)")
+        if self.conv_kernel % 2 == 0:
+            raise ValueError(f"model.conv_kernel must be odd so the conv is centred, got {self.conv_kernel}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        if (len(self.layout) != 3 or any(isinstance(n, bool) or not isinstance(n, int) or n < 0
+                                         for n in self.layout) or sum(self.layout) == 0):
+            raise ValueError(f"model.layout must be three non-negative block counts "
+                             f"[below, shared, above] with at least one block, got {list(self.layout)}")
+
+    @property
+    def n_blocks(self) -> int:
+        """Blocks on one language's path through the encoder."""
+        return sum(self.layout)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgressiveConfig:
+    """How a new column connects to the earlier ones (the `progressive:` config section).
+
+    adapter_blocks: lateral positions (0..layout[1], see the module docstring); None = all of
+    them; [] = no laterals, i.e. the new column is trained alone (the ablation).
+    """
+
+    adapter_dim: int = 64  # hidden width of each lateral adapter MLP
+    adapter_blocks: tuple[int, ...] | None = None
+    init: typing.Literal["random", "copy"] = "random"  # new column: fresh, or a copy of the previous column
+    lateral_scale_init: float = 0.1  # initial alpha on each earlier column's features
+
+    def __post_init__(self):
+        if isinstance(self.adapter_blocks, list):  # YAML and JSON give lists
+            object.__setattr__(self, "adapter_blocks", tuple(self.adapter_blocks))
+        if isinstance(self.adapter_dim, bool) or not isinstance(self.adapter_dim, int) or self.adapter_dim < 1:
+            raise ValueError(f"progressive.adapter_dim must be a positive integer, got {self.adapter_dim!r}")
+        if self.adapter_blocks is not None:
+            if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in self.adapter_blocks):
+                raise ValueError("progressive.adapter_blocks must be non-negative block indices, "
+                                 f"got {list(self.adapter_blocks)}")
+            object.__setattr__(self, "adapter_blocks", tuple(sorted(set(self.adapter_blocks))))
+        if self.init not in ("random", "copy"):
+            raise ValueError(f"progressive.init must be 'random' or 'copy', got {self.init!r}")
+        if not isinstance(self.lateral_scale_init, (int, float)) or not math.isfinite(self.lateral_scale_init):
+            raise ValueError(f"progressive.lateral_scale_init must be a finite number, got {self.lateral_scale_init!r}")
+
+    def positions(self, n_shared: int) -> tuple[int, ...]:
+        """Lateral positions for a column with `n_shared` shared blocks (0..n_shared)."""
+        if self.adapter_blocks is None:
+            return tuple(range(n_shared + 1))
+        bad = [i for i in self.adapter_blocks if i > n_shared]
+        if bad:
+            raise ValueError(f"progressive.adapter_blocks {bad} out of range: positions run from 0 "
+                             f"(input of the first block) to {n_shared} (the shared output)")
+        return self.adapter_blocks
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything a run needs; saved in full in every run directory and model file."""
 
-    model: typing.Any = None
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     features: typing.Any = None
     data: typing.Any = None
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    progressive: typing.Any = None  # settings of a new progressive column (train --strategy progressive)
+    progressive: ProgressiveConfig = dataclasses.field(default_factory=ProgressiveConfig)  # settings of a new progressive column (train --strategy progressive)
 
 
 def run_config_from_dict(data: dict) -> RunConfig:
     """Sections model/features/data/train/progressive into their dataclasses; unknown sections raise."""
     from asr.data import DataConfig
     from asr.features import FeatureConfig
-    from asr.model.config import ModelConfig
-    from asr.model.progressive import ProgressiveConfig
 
     sections = {"model": ModelConfig, "features": FeatureConfig, "data": DataConfig,
                 "train": TrainConfig, "progressive": ProgressiveConfig}

@@ -123,10 +123,6 @@ class MultilingualSampler:
         self.step += 1
         return locale, batch[self.rank :: self.world_size]
 
-    def epochs(self) -> dict[str, float]:
-        """Fractional epochs seen per language."""
-        return {loc: e + i / len(self.buckets[loc]) for loc, (e, i) in self.position.items()}
-
     def state_dict(self) -> dict:
         return {"step": self.step, "position": {k: list(v) for k, v in self.position.items()}}
 
@@ -172,3 +168,36 @@ def collate(data: LanguageData, indices, stats: FeatureStats | None) -> Batch:
 def eval_batches(data: LanguageData, batch_frames: int, max_utterances: int = 128):
     """Length-sorted batches over a whole split, for validation and scoring."""
     return make_buckets(data.frames, batch_frames, max_utterances)
+
+
+class TrainingBatches:
+    """The batch source a Trainer draws from: the languages' training data, the sampler that
+    picks each step's language and utterances, and collation with the run's statistics.
+
+    Its position is the sampler's (`state_dict`), so a resumed run draws what an
+    uninterrupted one would have. A benchmark may hand the Trainer any object with the same
+    `next_batch`, `state_dict`, `load_state_dict` and `describe`.
+    """
+
+    def __init__(self, datasets: dict[str, LanguageData], config: DataConfig,
+                 stats: FeatureStats | None, seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.datasets, self.stats = datasets, stats
+        self.sampler = MultilingualSampler(datasets, config, seed=seed, rank=rank,
+                                           world_size=world_size)
+
+    def next_batch(self) -> Batch:
+        """The next batch of this rank, on the CPU."""
+        locale, indices = self.sampler.next_batch()
+        return collate(self.datasets[locale], indices, self.stats)
+
+    def state_dict(self) -> dict:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state)
+
+    def describe(self) -> dict:
+        """Hours, utterances and skipped utterances per language, and the sampling probabilities."""
+        return {"languages": {loc: {"train_hours": d.hours, "utterances": len(d),
+                                    "skipped": d.skipped} for loc, d in self.datasets.items()},
+                "sampling": self.sampler.language_probabilities()}

@@ -1,4 +1,5 @@
-"""Training: one loop for joint multilingual training, fine-tuning (`init`) and resume.
+"""Training: one loop for joint multilingual training, fine-tuning, progressive columns and
+resume, over parts built elsewhere (asr/start.py: the model, tokenizers, statistics, data).
 
 Single process or DistributedDataParallel under torchrun (gloo on CPU, NCCL on GPUs): every
 rank draws the same language and takes its share of each global batch; only rank 0 writes.
@@ -8,7 +9,6 @@ run repeats exactly what an uninterrupted one would have done.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -21,19 +21,18 @@ from tqdm import tqdm
 
 from asr import checkpoint as ckpt
 from asr.config import RunConfig, run_config_to_dict
-from asr.data import Batch, LanguageData, MultilingualSampler, collate
-from asr.device import choose_precision, keep_freed_memory, resolve_device
+from asr.data import LanguageData
+from asr.device import Dist, choose_precision, keep_freed_memory, resolve_device
 from asr.evaluate import format_scores, metric_value, validate
 from asr.features import FeatureStats, spec_augment
 from asr.fileio import copy_file, write_json
 from asr.model.encoder import lengths_to_mask
 from asr.model.heads import ctc_loss, masked_mean
-from asr.model.multilingual import MultilingualCTC, count_parameters
-from asr.model.progressive import ProgressiveCTC, add_column
-from asr.package import load_package_model, save_model
-from asr.prepare import feature_dir, tokenizer_path
+from asr.model.multilingual import count_parameters
+from asr.model.progressive import ProgressiveCTC
+from asr.package import save_model
 from asr.runlog import RunLog
-from asr.text import check_locale
+from asr.start import StartError, build_run
 from asr.tokenizer import Tokenizer
 
 
@@ -56,19 +55,6 @@ def lr_lambda(cfg) -> callable:
     return f
 
 
-def freeze(model: torch.nn.Module, prefixes: list[str]) -> int:
-    """Stop gradients to parameters whose names start with any prefix ('encoder' = all but heads)."""
-    n = 0
-    for name, p in model.named_parameters():
-        if any(name.startswith(pre) or (pre == "encoder" and not name.startswith(("heads.", "lid")))
-               for pre in prefixes):
-            p.requires_grad_(False)
-            n += p.numel()
-    if prefixes and n == 0:
-        raise TrainingError(f"--freeze {','.join(prefixes)} matched no parameters")
-    return n
-
-
 def average_states(paths: list[Path]) -> dict[str, torch.Tensor]:
     """Element-wise mean of the model tensors of several checkpoints."""
     total = None
@@ -80,52 +66,24 @@ def average_states(paths: list[Path]) -> dict[str, torch.Tensor]:
     return {k: (v / len(paths)).float() if v.is_floating_point() else v for k, v in total.items()}
 
 
-@dataclasses.dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> Dist:
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
 class Trainer:
-    """Builds model, data and optimiser for a run directory and trains it."""
+    """Trains the parts it is given (asr/start.py builds them) into a run directory."""
 
-    def __init__(self, cfg: RunConfig, data_dir: str | Path, locales: list[str],
-                 out_dir: str | Path, init: str | Path | None = None, freeze_prefixes=(),
-                 resume: bool = False, device: str = "auto", progress: bool = True,
-                 base: str | Path | None = None):
+    def __init__(self, cfg: RunConfig, model: torch.nn.Module, tokenizers: dict[str, Tokenizer],
+                 stats: FeatureStats, batches, dev: dict[str, LanguageData],
+                 out_dir: str | Path, resume: bool = False, device: str = "auto",
+                 progress: bool = True):
+        """`batches`: a TrainingBatches (asr/data.py) or any object with its methods; `dev`:
+        validation sets by locale; `cfg.model` must be the model's own config."""
         self.dist = Dist.from_env()
         self.device = resolve_device(device, self.dist.local_rank)
         if self.dist.world_size > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         self.out = Path(out_dir)
-        self.data_dir = Path(data_dir)
-        self.locales = [check_locale(loc) for loc in locales]
         self.progress = progress and self.dist.main
-        self.cfg = cfg
-
-        torch.manual_seed(cfg.train.seed)  # the same seed gives the same initial weights
-        if base is not None and init is not None:
-            raise TrainingError("--base (a progressive column on a trained model) and --init "
-                                "(fine-tuning) exclude each other: pass one")
-        self.model, self.tokenizers, self.stats = (
-            self._build_progressive(base) if base is not None else self._build_model(init))
-        self.frozen = freeze(self.model, list(freeze_prefixes))
+        self.cfg, self.model, self.tokenizers, self.stats = cfg, model, tokenizers, stats
+        self.batches, self.dev_data = batches, dev
         self.model.to(self.device).train()  # a loaded package comes back in eval mode
-        self.train_data = {loc: self._language_data(loc, "train") for loc in self.locales}
-        self.dev_data = {loc: self._language_data(loc, "dev") for loc in self.locales
-                         if (self.data_dir / loc / "dev.jsonl").exists()}
-        self.sampler = MultilingualSampler(self.train_data, cfg.data, seed=cfg.train.seed,
-                                           rank=self.dist.rank, world_size=self.dist.world_size)
         params = [p for p in self.model.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
@@ -154,47 +112,20 @@ class Trainer:
             self._resume()
         self.log = RunLog(self.out, enabled=self.dist.main)
 
-    # ---- set-up -------------------------------------------------------------------------
-    def _build_model(self, init):
-        tokenizers, stats = {}, None
-        if init is not None:
-            model, pkg = load_package_model(init)
-            tokenizers, stats = dict(pkg.tokenizers), pkg.stats
-            if model.config != self.cfg.model:
-                self.cfg = dataclasses.replace(self.cfg, model=model.config)
-        for loc in self.locales:
-            if loc not in tokenizers:
-                tokenizers[loc] = Tokenizer.load(tokenizer_path(self.data_dir, loc))
-        if init is None:
-            model = MultilingualCTC(self.cfg.model, {loc: tokenizers[loc].vocab_size
-                                                     for loc in self.locales})
-            stats = FeatureStats.merged([
-                _open_cache(self.data_dir, loc, "train").stats for loc in self.locales])
-        else:
-            for loc in self.locales:
-                if loc not in model.languages:
-                    model.add_language(loc, tokenizers[loc].vocab_size)
-        return model, tokenizers, stats
-
-    def _build_progressive(self, base):
-        """The model in `base` (joint or progressive) plus a new column for `locales`; earlier
-        columns are frozen and the base's feature statistics are kept (they were trained on them)."""
-        model, pkg = load_package_model(base)
-        learned = [loc for loc in self.locales if loc in model.languages]
-        if learned:
-            raise TrainingError(f"{base} already has {', '.join(learned)}: a progressive column is "
-                                "for new languages (learned ones stay frozen in their columns)")
-        self.cfg = dataclasses.replace(self.cfg, model=model.config)
-        tokenizers = dict(pkg.tokenizers) | {
-            loc: Tokenizer.load(tokenizer_path(self.data_dir, loc)) for loc in self.locales}
-        model = add_column(model, {loc: tokenizers[loc].vocab_size for loc in self.locales},
-                           self.cfg.progressive)
-        return model.train(), tokenizers, pkg.stats
-
-    def _language_data(self, locale: str, split: str) -> LanguageData:
-        return LanguageData(locale, self.data_dir / locale / f"{split}.jsonl",
-                            feature_dir(self.data_dir, locale, split), self.tokenizers[locale],
-                            self.cfg.data.max_utterance_seconds if split == "train" else None)
+    @classmethod
+    def from_data(cls, cfg: RunConfig, data_dir: str | Path, locales: list[str],
+                  out_dir: str | Path, init: str | Path | None = None,
+                  base: str | Path | None = None, freeze=(), resume: bool = False,
+                  device: str = "auto", progress: bool = True) -> Trainer:
+        """A Trainer for prepared data (`data_dir/<locale>/...`): build_run, then train those
+        parts. init: fine-tune a model file; base: a progressive column on it; freeze:
+        parameter-name prefixes to keep fixed."""
+        try:
+            parts = build_run(cfg, data_dir, locales, init=init, base=base, freeze_prefixes=freeze)
+        except StartError as e:
+            raise TrainingError(str(e)) from None
+        return cls(parts.cfg, parts.model, parts.tokenizers, parts.stats, parts.batches,
+                   parts.dev, out_dir, resume=resume, device=device, progress=progress)
 
     def _state_path(self) -> Path:
         return self.out / "train_state.safetensors"
@@ -209,7 +140,7 @@ class Trainer:
             self.model.load_state_dict(model_t)
             ckpt.load_optimizer_state(self.optimizer, tensors, meta["optimizer"])
             self.scheduler.load_state_dict(meta["scheduler"])
-            self.sampler.load_state_dict(meta["sampler"])
+            self.batches.load_state_dict(meta["sampler"])
         except (KeyError, ValueError, RuntimeError) as e:
             raise TrainingError(f"--resume: {path} belongs to another model (other --locales, "
                                 f"config or --init?): {str(e).splitlines()[0]}") from None
@@ -224,7 +155,7 @@ class Trainer:
                    | {f"lid_memory.{k}": v for k, v in self.lid_memory.items()})
         ckpt.save_package(self._state_path(), tensors, {
             "optimizer": opt_meta, "scheduler": self.scheduler.state_dict(),
-            "sampler": self.sampler.state_dict(), "step": self.step, "best": self.best,
+            "sampler": self.batches.state_dict(), "step": self.step, "best": self.best,
             "best_step": self.best_step, "bad_validations": self.bad_validations,
             "checkpoints": self.checkpoints})
 
@@ -292,13 +223,6 @@ class Trainer:
         dist.all_gather(parts, padded)
         return torch.stack([parts[i % world][i // world] for i in range(sum(sizes))])
 
-    def next_batch(self) -> Batch:
-        """The sampler's next batch, read from the feature cache, collated, on the device.
-
-        The one place training reads data, so a benchmark can swap in in-memory batches."""
-        locale, indices = self.sampler.next_batch()
-        return collate(self.train_data[locale], indices, self.stats).to(self.device)
-
     def update(self) -> dict:
         """One optimizer update (accum_steps batches); returns loss parts and audio seconds."""
         tc = self.cfg.train
@@ -307,7 +231,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         stats = {"loss": 0.0, "ctc": 0.0, "lid": 0.0, "audio_seconds": 0.0, "finite": True}
         for _ in range(tc.accum_steps):
-            batch = self.next_batch()
+            batch = self.batches.next_batch().to(self.device)
             loss, parts = self._loss(batch, gen)
             loss = loss / tc.accum_steps
             if not torch.isfinite(loss):
@@ -317,7 +241,8 @@ class Trainer:
             stats["loss"] += loss.item()
             stats["ctc"] += parts["ctc"] / tc.accum_steps
             stats["lid"] += parts["lid"] / tc.accum_steps
-            stats["audio_seconds"] += batch.feat_lens.sum().item() * 0.01 * self.dist.world_size
+            stats["audio_seconds"] += (batch.feat_lens.sum().item() * self.cfg.features.hop_ms
+                                       / 1000 * self.dist.world_size)  # frames x s per frame
             stats["locale"] = batch.locale
         if stats["finite"]:
             self.scaler.unscale_(self.optimizer)
@@ -442,16 +367,8 @@ class Trainer:
         return {"parameters": count_parameters(self.model),
                 "trainable_parameters": sum(p.numel() for p in self.model.parameters()
                                             if p.requires_grad),
-                "languages": {loc: {"train_hours": d.hours, "utterances": len(d),
-                                    "skipped": d.skipped} for loc, d in self.train_data.items()},
-                "sampling": self.sampler.language_probabilities(),
+                **self.batches.describe(),
                 "device": str(self.device), "world_size": self.dist.world_size,
                 "threads": torch.get_num_threads()} | self.precision.to_dict() | (
                     {"columns": self.model.parameter_report()}
                     if isinstance(self.model, ProgressiveCTC) else {})
-
-
-def _open_cache(data_dir: Path, locale: str, split: str):
-    from asr.feature_cache import FeatureCache
-
-    return FeatureCache.open(feature_dir(data_dir, locale, split))

@@ -57,6 +57,7 @@ from asr.device import DTYPES, choose_precision, resolve_device
 from asr.fileio import read_jsonl, write_json, write_jsonl
 from asr.model.multilingual import count_parameters
 from asr.prepare import feature_dir, tokenizer_path
+from asr.start import build_run
 from asr.train import Trainer
 
 GROUPS = ("synth", "prep", "train", "transcribe", "memory", "scaling")
@@ -139,7 +140,7 @@ class Bench:
     def prepare(self) -> None:
         """The synthetic corpus and its prepared data (reused when already there)."""
         from asr.prepare import prepare_data
-        from data_prep.manifest import prepare_manifests
+        from data_prep.release import prepare_manifests
         from data_prep.synth import synthesize_corpus
 
         t0 = time.perf_counter()
@@ -156,7 +157,7 @@ class Bench:
     def trainer(self, out: Path, config: str, precision: str = "auto", data: Path | None = None,
                 locales=LOCALES, device: str = "cpu") -> Trainer:
         cfg = load_run_config(config, [f"train.precision={precision}", "train.max_steps=1000000"])
-        return Trainer(cfg, data or self.data, list(locales), out, progress=False, device=device)
+        return bench_trainer(cfg, data or self.data, list(locales), out, device=device)
 
     # ---- 1. synthesis and preparation ---------------------------------------------------
     def synth(self) -> None:
@@ -217,7 +218,7 @@ class Bench:
         flops, audio = count_flops(lambda: run_steps(trainers["fp32"], s.flop_steps)[0])
         for p in precisions[1:]:  # keep the samplers in step
             for _ in range(s.flop_steps):
-                trainers[p].sampler.next_batch()
+                trainers[p].batches.inner.sampler.next_batch()
         flops_per_audio_second = flops / audio
         peaks = {p: [] for p in precisions}
         cpu_peaks = {p: [] for p in precisions}  # FLOPs per CPU second: what one whole core gives
@@ -391,35 +392,59 @@ class Bench:
             actual = sum(r["duration"] for r in records) / 3600
             with tempfile.TemporaryDirectory(dir=self.work) as tmp:
                 t = self.trainer(Path(tmp) / "run", self.s.configs[-1], data=root, locales=["de"])
-                batches = len(t.sampler.buckets["de"])
+                batches = len(t.batches.inner.sampler.buckets["de"])
                 run_steps(t, 1)  # warm-up
                 times[actual] = [run_steps(t, batches, threads=self.threads)[1].wall
                                  for _ in range(self.s.repeats)]
         self.results.setdefault("scaling", {})["training"] = scaling_figure(times, "hours")
 
 
+class BenchBatches:
+    """The run's batch source (asr.data.TrainingBatches) with two switches: `record` collects
+    the batches the loader makes, `replay` serves batches from memory instead of the loader.
+    The Trainer receives it like any batch source."""
+
+    def __init__(self, inner):
+        self.inner, self.record, self.replay = inner, None, None
+
+    def next_batch(self):
+        if self.replay is not None:
+            return next(self.replay)
+        batch = self.inner.next_batch()
+        if self.record is not None:
+            self.record.append(batch)
+        return batch
+
+    def state_dict(self) -> dict:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.inner.load_state_dict(state)
+
+    def describe(self) -> dict:
+        return self.inner.describe()
+
+
+def bench_trainer(cfg, data: Path, locales: list[str], out: Path, device: str = "cpu") -> Trainer:
+    """A Trainer on the run's own parts (asr.start.build_run) with a BenchBatches source."""
+    parts = build_run(cfg, data, locales)
+    return Trainer(parts.cfg, parts.model, parts.tokenizers, parts.stats,
+                   BenchBatches(parts.batches), parts.dev, out, device=device, progress=False)
+
+
 def run_steps(trainer: Trainer, steps: int, record: list | None = None, replay: list | None = None,
               threads: int = 1) -> tuple[float, Timer]:
     """Run `steps` updates; returns (audio seconds, timer). `record` collects the batches the
     loader made; `replay` serves those batches from memory instead of the loader."""
-    if replay is not None:
-        batches = iter(replay)
-        trainer.next_batch = lambda: next(batches)
-    elif record is not None:
-        loader = type(trainer).next_batch.__get__(trainer)
-
-        def next_batch():
-            record.append(loader())
-            return record[-1]
-
-        trainer.next_batch = next_batch
+    source = trainer.batches
+    source.record, source.replay = record, None if replay is None else iter(replay)
     audio = 0.0
     try:
         with Timer(trainer.device, threads) as timer:
             for _ in range(steps):
                 audio += trainer.update()["audio_seconds"]
     finally:
-        trainer.__dict__.pop("next_batch", None)
+        source.record = source.replay = None
     return audio, timer
 
 
@@ -466,7 +491,7 @@ def child(args: argparse.Namespace) -> None:
     elif args.child in ("train", "train_worst_case"):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = load_run_config(s.configs[-1], ["train.max_steps=1000000"])
-            trainer = Trainer(cfg, args.arg[0], list(LOCALES), tmp, progress=False)
+            trainer = bench_trainer(cfg, Path(args.arg[0]), list(LOCALES), Path(tmp))
             batches = (largest_batches(trainer) if args.child == "train"
                        else [worst_case_batch(trainer)] * 2)
             detail = {"batches": [list(b.feats.shape) for b in batches]}
@@ -478,12 +503,12 @@ def largest_batches(trainer: Trainer) -> list:
     """Per language, the batch of the longest utterances and the one with the most frames."""
     from asr.data import collate
 
-    out = []
-    for loc, buckets in trainer.sampler.buckets.items():
-        frames = trainer.train_data[loc].frames
+    out, source = [], trainer.batches.inner
+    for loc, buckets in source.sampler.buckets.items():
+        frames = source.datasets[loc].frames
         pick = {max(range(len(buckets)), key=lambda i: frames[buckets[i]].max()),
                 max(range(len(buckets)), key=lambda i: len(buckets[i]) * frames[buckets[i]].max())}
-        out += [collate(trainer.train_data[loc], buckets[i], trainer.stats) for i in sorted(pick)]
+        out += [collate(source.datasets[loc], buckets[i], trainer.stats) for i in sorted(pick)]
     return out
 
 
@@ -493,9 +518,9 @@ def worst_case_batch(trainer: Trainer):
     from asr.data import Batch
 
     d = trainer.cfg.data
-    frames = int(d.max_utterance_seconds * 100)
+    frames = int(d.max_utterance_seconds * 1000 / trainer.cfg.features.hop_ms)
     b = max(1, min(d.max_batch_utterances, d.batch_frames // frames))
-    loc = trainer.locales[0]
+    loc = sorted(trainer.tokenizers)[0]
     vocab = trainer.tokenizers[loc].vocab_size
     g = torch.Generator().manual_seed(0)
     target_len = frames // 12

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchlib import machine_description  # noqa: E402 - scripts/ is on sys.path
 
 from asr.feature_cache import build_cache  # noqa: E402
-from data_prep.manifest import prepare_manifests  # noqa: E402
+from data_prep.release import prepare_manifests  # noqa: E402
 
 CLIP_SECONDS = 4.5
 RATE = 48000  # Hz

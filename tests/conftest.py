@@ -41,7 +41,7 @@ def pytest_collection_modifyitems(config, items):
 def fake_data(tmp_path_factory):
     """A prepared two-language data directory (de, zh-CN) from a fake release of tone clips."""
     from asr.prepare import prepare_data
-    from data_prep.manifest import prepare_manifests
+    from data_prep.release import prepare_manifests
 
     root = tmp_path_factory.mktemp("fake")
     for locale in ("de", "zh-CN"):
@@ -64,5 +64,5 @@ def tiny_run(fake_data, tmp_path_factory):
     from asr.train import Trainer
 
     out = tmp_path_factory.mktemp("tiny_run") / "run"
-    Trainer(load_run_config("tiny"), fake_data, ["de", "zh-CN"], out, progress=False).fit()
+    Trainer.from_data(load_run_config("tiny"), fake_data, ["de", "zh-CN"], out, progress=False).fit()
     return out

@@ -20,7 +20,7 @@ from cvfake import FakeRelease
 from asr.cli import main
 from asr.feature_cache import FeatureCache, FeatureCacheError, build_cache
 from data_prep import cv_archive
-from data_prep.manifest import prepare_manifests
+from data_prep.release import prepare_manifests
 
 VERSION = "cv-corpus-1.0-2024-01-01"
 SPLITS = ("train", "dev", "test")

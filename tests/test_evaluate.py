@@ -80,7 +80,7 @@ def test_bootstrap_contains_estimate_and_narrows():
 @pytest.fixture(scope="module")
 def run_dir(fake_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "run"
-    Trainer(load_run_config("tiny"), fake_data, ["de", "zh-CN"], out, progress=False).fit()
+    Trainer.from_data(load_run_config("tiny"), fake_data, ["de", "zh-CN"], out, progress=False).fit()
     return out
 
 

@@ -10,15 +10,18 @@ from cvfake import make_release
 import asr.train
 from asr.config import ConfigError
 from asr.experiment import (
-    EXPERIMENT_DIR,
+    STRATEGIES,
+    Strategy,
     budget_rule,
     load_experiment_config,
     plan_jobs,
     run_config,
     run_experiment,
 )
-from asr.experiment_data import prepare_experiment_data, shuffled_records
-from asr.report import efficiency, equivalent_hours, glance, pooled_interval
+from asr.experiment.config import EXPERIMENT_DIR
+from asr.experiment.data import prepare_experiment_data, shuffled_records
+from asr.experiment.report import efficiency, equivalent_hours, glance, headline, pooled_interval
+from asr.experiment.results import TestScores
 
 # 24 train clips of 0.4-1.0 s per language: 0.0047 h. Two points: about a third and all of it.
 HOURS = [0.0015, 0.0047]
@@ -74,7 +77,7 @@ def test_grid_writes_report_files(finished):
         assert int(r["steps"]) <= 4 and float(r["train_seconds"]) > 0
         if r["strategy"] != "pretrain":
             assert 0 <= float(r["cer_ci_low"]) <= float(r["cer"]) <= float(r["cer_ci_high"])
-            assert r["pinyin_ser"] and r["unseen_char_rate"]
+            assert r["zh-CN_ser"] and r["unseen_char_rate"]
     md = (out / "results.md").read_text()
     assert "Training budget" in md and "Data-efficiency ratio" in md and "Forgetting" in md
     assert "\n".join(glance(report["aggregate"])) in md
@@ -188,7 +191,7 @@ def test_no_early_stop_before_min_steps(fake_data, tmp_path):
 
     cfg = load_run_config("tiny", ["train.max_steps=12", "train.valid_every=2", "train.patience=1",
                                    "train.min_steps=10", "train.lr=1e-9"])  # no improvement
-    summary = Trainer(cfg, fake_data, ["zh-CN"], tmp_path / "run", progress=False).fit()
+    summary = Trainer.from_data(cfg, fake_data, ["zh-CN"], tmp_path / "run", progress=False).fit()
     assert summary["stopped_early"] and summary["steps"] == 10
 
 
@@ -227,10 +230,10 @@ def test_ratio_takes_the_first_crossing_of_a_bumpy_curve():
 
 
 def test_pooled_interval_widens_with_seed_spread():
-    ids = [f"u{i}" for i in range(50)]
-    one = {"ids": ids, "errors": [i % 3 for i in range(50)], "units": [4] * 50}
+    ids = tuple(f"u{i}" for i in range(50))
+    one = TestScores(50, {}, ids, tuple(i % 3 for i in range(50)), (4,) * 50)
     same = pooled_interval([one, one])
-    spread = pooled_interval([one, one | {"errors": [4] * 50}])
+    spread = pooled_interval([one, TestScores(50, {}, ids, (4,) * 50, (4,) * 50)])
     assert same[0] <= 0.25 <= same[1]
     assert spread[1] - spread[0] > same[1] - same[0]
 
@@ -238,7 +241,7 @@ def test_pooled_interval_widens_with_seed_spread():
 @pytest.mark.parametrize("path", sorted(EXPERIMENT_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_experiments_load(path):
     exp = load_experiment_config(path.stem)
-    assert exp.target.locale == "zh-CN" and exp.grid.strategies
+    assert exp.target.locale and exp.grid.strategies
 
 
 def test_bad_experiment_config_names_the_key(tmp_path, release):
@@ -317,8 +320,6 @@ def test_glance_pivots_strategies_by_hours_and_bolds_the_best():
 
 
 def test_headline_skips_controls_and_warns_of_a_capped_baseline():
-    from asr.report import headline
-
     def row(strategy, ratio, kind="within"):
         return {"strategy": strategy, "hours": 0.1, "cer": 0.5, "equivalent_hours": ratio * 0.1,
                 "ratio": ratio, "kind": kind, "clearly_better": True}
@@ -328,3 +329,64 @@ def test_headline_skips_controls_and_warns_of_a_capped_baseline():
     assert "(finetune)" in text and "at least 5.00x" in text and "Caution" not in text
     assert "(joint)" in headline(rows[:2], "zh-CN")  # the control is never the headline
     assert "1, 2 h was stopped by the update cap" in headline(rows, "zh-CN", [1.0, 2.0])
+
+
+def test_strategies_are_one_table_of_records():
+    """Planner and report read the records, not the names: a new strategy is one new row."""
+    assert all(isinstance(s, Strategy) and s.name == name for name, s in STRATEGIES.items())
+    assert [s.name for s in STRATEGIES.values() if s.role == "baseline"] == ["target_only"]
+    joint, shuffled = STRATEGIES["joint"], STRATEGIES["joint_shuffled"]
+    assert joint.languages(["de"], "it") == ["de", "it"] and shuffled.helper_text == "shuffled"
+    assert STRATEGIES["target_only"].languages(["de"], "it") == ["it"]
+    assert not STRATEGIES["target_only"].scored_on_helpers and joint.scored_on_helpers
+    assert STRATEGIES["finetune"].needs_helpers_model and not joint.needs_helpers_model
+
+
+def test_a_new_strategy_named_like_joint_is_not_joint(tmp_path, release, monkeypatch):
+    """`joint_balanced` trains the target alone unless its record says otherwise (no name
+    prefixes anywhere)."""
+    import asr.experiment.strategies as strategies
+
+    record = Strategy("joint_balanced", "a target-only variant with a joint-like name",
+                      overrides=("data.alpha=0",))
+    monkeypatch.setitem(strategies.STRATEGIES, record.name, record)
+    exp = load_experiment_config(write_config(tmp_path / "n.yaml", release,
+                                              strategies=("target_only", "joint_balanced")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepare_experiment_data(exp, tmp_path / "out", run_config(exp, "target_only", 0).features)
+    jobs = {j.strategy: j for j in plan_jobs(exp, tmp_path / "out")}
+    assert "pretrain" not in jobs  # nothing needs the helpers' model
+    assert jobs["joint_balanced"].locales == ["zh-CN"] and jobs["joint_balanced"].pretrain is None
+    assert jobs["joint_balanced"].cfg.data.alpha == 0
+
+
+@pytest.fixture(scope="module")
+def european_release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exp-it") / "cv"
+    for locale in ("it", "de", "fr", "es", "zh-CN"):
+        make_release(root, locale, train=12, dev=3, test=3, speakers=(4, 1, 1),
+                     seconds=[0.5, 0.8])
+    return root
+
+
+def test_a_european_target_runs_to_a_report(european_release, tmp_path):
+    """Any locale can be the target: Italian from German, French, Spanish and Mandarin,
+    through training, scoring, the report and the plot."""
+    path = write_config(tmp_path / "it.yaml", european_release, strategies=("target_only", "finetune"))
+    exp = load_experiment_config(path, ["target.locale=it", "helpers.locales=[de,fr,es,zh-CN]",
+                                        "target.hours=[0.001,0.002]", "budget.max_steps=2",
+                                        "budget.valid_every=2", "budget.patience=1"])
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = run_experiment(exp, out, device="cpu", progress=False)
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {r["strategy"] for r in rows} == {"pretrain", "target_only", "finetune"}
+    assert all(r["cer"] for r in rows if r["strategy"] != "pretrain")
+    assert not any("ser" in k for k in rows[0])  # Italian has no romanised metric
+    assert {"de_cer", "fr_cer", "es_cer", "zh-CN_cer"} <= set(rows[0])
+    md = (out / "results.md").read_text()
+    assert "it CER against hours" in md and "Forgetting" in md
+    assert (out / "cer_vs_hours.png").stat().st_size > 1000
+    assert [f["strategy"] for f in report["forgetting"]] == ["finetune", "finetune"]

@@ -172,7 +172,7 @@ def assert_same_data(data: Path, reference: Path) -> None:
 
 def train(data: Path, out: Path, *overrides: str) -> dict:
     resume = (out / "train_state.safetensors").exists()
-    return Trainer(load_run_config("tiny", [*TRAIN_SET, *overrides]), data, LOCALES, out,
+    return Trainer.from_data(load_run_config("tiny", [*TRAIN_SET, *overrides]), data, LOCALES, out,
                    resume=resume, progress=False).fit()
 
 
@@ -252,8 +252,8 @@ def test_scattered_non_finite_losses_never_abort(fake_data, tmp_path, monkeypatc
 def test_non_finite_count_survives_a_resume(fake_data, tmp_path, monkeypatch):
     inject_losses(monkeypatch, {3: float("nan"), 14: float("nan")})
     cfg = load_run_config("tiny", [*TRAIN_SET, "train.max_steps=20"])
-    Trainer(cfg, fake_data, LOCALES, tmp_path / "run", progress=False).fit(stop_at=16)  # "crash"
-    summary = Trainer(cfg, fake_data, LOCALES, tmp_path / "run", resume=True, progress=False).fit()
+    Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "run", progress=False).fit(stop_at=16)  # "crash"
+    summary = Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "run", resume=True, progress=False).fit()
     assert summary["non_finite_steps"] == 2  # step 3 kept, step 14 done again after step 10
 
 
@@ -282,7 +282,7 @@ def test_full_disk_while_writing_a_checkpoint(fake_data, reference_run, tmp_path
     from asr import load_model
 
     run = tmp_path / "run"
-    Trainer(load_run_config("tiny", TRAIN_SET), fake_data, LOCALES, run,
+    Trainer.from_data(load_run_config("tiny", TRAIN_SET), fake_data, LOCALES, run,
             progress=False).fit(stop_at=15)  # state, checkpoint and model of step 10
     argv = [*ASR, "train", "--config", "tiny", *[x for s in TRAIN_SET for x in ("--set", s)],
             "--data", fake_data, "--locales", ",".join(LOCALES), "--out", run, "--resume",
@@ -468,7 +468,7 @@ def die_while_writing(target: str, data: str, out: str) -> None:
             (half_then_die(path, json.dumps(obj).encode()) if hit else real_json(path, obj))
 
         train_module.write_json = write_json
-    trainer = Trainer(load_run_config("tiny", TRAIN_SET), data, LOCALES, out, progress=False)
+    trainer = Trainer.from_data(load_run_config("tiny", TRAIN_SET), data, LOCALES, out, progress=False)
     trainer.fit()
     sys.exit("the target was never written")
 

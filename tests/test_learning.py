@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
     """Synthesise es (0.4 h) and zh-CN (1 h), prepare, train; the run and its dev curve."""
     from asr.prepare import prepare_data
     from asr.train import Trainer
-    from data_prep.manifest import prepare_manifests
+    from data_prep.release import prepare_manifests
     from data_prep.synth import synthesize_corpus
 
     root = tmp_path_factory.mktemp("learn")
@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
         "model.d_model=144", "model.layout=[0,4,0]", "data.batch_frames=3000",
         f"train.max_steps={STEPS}", "train.warmup_steps=200", "train.valid_every=100"])
     data, run = root / "data", root / "run"
-    trainer = Trainer(cfg, data, LOCALES, run, progress=False)  # 1 thread (conftest)
+    trainer = Trainer.from_data(cfg, data, LOCALES, run, progress=False)  # 1 thread (conftest)
     untrained = validate(trainer.model, trainer.dev_data, trainer.tokenizers, trainer.stats,
                          trainer.device)
     trainer.fit()

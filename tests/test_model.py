@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from asr.config import from_dict, to_dict
 from asr.model import (
     MIN_INPUT_FRAMES,
     ConformerBlock,
@@ -219,20 +220,20 @@ def test_add_language_keeps_old_outputs(init_from):
 # ---- configs ----------------------------------------------------------------------------------
 def test_from_dict_rejects_unknown_keys_and_coerces_lists():
     with pytest.raises(ValueError, match="d_modle"):
-        ModelConfig.from_dict({"d_modle": 128})
-    cfg = ModelConfig.from_dict({"layout": [1, 2, 3], "d_model": 32, "n_heads": 2})
+        from_dict(ModelConfig, {"d_modle": 128}, prefix="model.")
+    cfg = from_dict(ModelConfig, {"layout": [1, 2, 3], "d_model": 32, "n_heads": 2}, prefix="model.")
     assert cfg.layout == (1, 2, 3)
-    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-    assert cfg.to_dict()["layout"] == [1, 2, 3]
+    assert from_dict(ModelConfig, to_dict(cfg), prefix="model.") == cfg
+    assert to_dict(cfg)["layout"] == [1, 2, 3]
     for bad in ({"layout": [0, 0, 0]}, {"layout": [1, 2]}, {"d_model": 30, "n_heads": 4},
                 {"conv_kernel": 4}, {"dropout": 1.0}):
         with pytest.raises(ValueError, match="model."):
-            ModelConfig.from_dict(bad)
+            from_dict(ModelConfig, bad, prefix="model.")
 
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_config_builds(path):
-    cfg = ModelConfig.from_dict(yaml.safe_load(path.read_text())["model"])
+    cfg = from_dict(ModelConfig, yaml.safe_load(path.read_text())["model"], prefix="model.")
     vocab = {"de": 256, "fr": 256, "es": 256, "it": 256, "en": 256, "zh-CN": 3000}
     with torch.device("meta"):  # shapes only: no memory, no init time for the large config
         model = MultilingualCTC(cfg, vocab)

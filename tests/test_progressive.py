@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from asr.cli import main
-from asr.config import ConfigError, load_run_config
+from asr.config import ConfigError, ProgressiveConfig, from_dict, load_run_config, to_dict
 from asr.data import LanguageData, collate
 from asr.model import ModelConfig, MultilingualCTC, count_parameters
-from asr.model.progressive import ProgressiveConfig, ProgressiveCTC, add_column
+from asr.model.progressive import ProgressiveCTC, add_column
 from asr.package import load_package_model, save_model
 from asr.prepare import feature_dir
 from asr.train import Trainer, TrainingError
@@ -143,7 +143,7 @@ def test_settings_are_checked():
         load_run_config("tiny", ["progressive.init=clone"])
     cfg = load_run_config("tiny", ["progressive.adapter_blocks=[2, 0]", "progressive.adapter_dim=8"])
     assert cfg.progressive == ProgressiveConfig(adapter_dim=8, adapter_blocks=(0, 2))
-    assert ProgressiveConfig.from_dict(cfg.progressive.to_dict()) == cfg.progressive
+    assert from_dict(ProgressiveConfig, to_dict(cfg.progressive)) == cfg.progressive
 
 
 # ---- training on fake data ----------------------------------------------------------------
@@ -160,7 +160,7 @@ def dev_batch(data_dir, locale, tokenizer, stats):
 @pytest.fixture(scope="module")
 def de_base(fake_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("prog") / "de"
-    Trainer(tiny("train.max_steps=4", "train.valid_every=4", "model.dropout=0.1"), fake_data,
+    Trainer.from_data(tiny("train.max_steps=4", "train.valid_every=4", "model.dropout=0.1"), fake_data,
             ["de"], out, progress=False).fit()
     return out
 
@@ -172,7 +172,7 @@ def test_no_forgetting_through_training_and_save_load(fake_data, de_base, tmp_pa
         before = base(de.feats, de.feat_lens, "de")["log_probs"]
     # 3 validations -> the last 3 checkpoints are averaged at the end, frozen tensors included.
     cfg = tiny("train.max_steps=6", "train.valid_every=2", "progressive.init=copy")
-    trainer = Trainer(cfg, fake_data, ["zh-CN"], tmp_path / "prog", base=de_base, progress=False)
+    trainer = Trainer.from_data(cfg, fake_data, ["zh-CN"], tmp_path / "prog", base=de_base, progress=False)
     model = trainer.model
     optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
     assert not optimised & {id(p) for p in model.columns[0].parameters()}
@@ -226,14 +226,14 @@ def test_cli_progressive_end_to_end(fake_data, de_base, tmp_path, capsys):
     assert main(argv[:-8] + ["--set", "train.max_steps=2"]) == 2  # --strategy without --base
     assert "go together" in capsys.readouterr().err
     with pytest.raises(TrainingError, match="already has de"):
-        Trainer(tiny(), fake_data, ["de"], tmp_path / "x", base=de_base, progress=False)
+        Trainer.from_data(tiny(), fake_data, ["de"], tmp_path / "x", base=de_base, progress=False)
 
 
 def test_progressive_run_resumes_exactly(fake_data, de_base, tmp_path):
     cfg = tiny("train.max_steps=4", "train.valid_every=2", "train.log_every=1")
-    Trainer(cfg, fake_data, ["zh-CN"], tmp_path / "a", base=de_base, progress=False).fit()
-    Trainer(cfg, fake_data, ["zh-CN"], tmp_path / "b", base=de_base, progress=False).fit(stop_at=3)
-    Trainer(cfg, fake_data, ["zh-CN"], tmp_path / "b", base=de_base, resume=True,
+    Trainer.from_data(cfg, fake_data, ["zh-CN"], tmp_path / "a", base=de_base, progress=False).fit()
+    Trainer.from_data(cfg, fake_data, ["zh-CN"], tmp_path / "b", base=de_base, progress=False).fit(stop_at=3)
+    Trainer.from_data(cfg, fake_data, ["zh-CN"], tmp_path / "b", base=de_base, resume=True,
             progress=False).fit()
 
     def losses(run):

@@ -277,9 +277,9 @@ def test_training_goes_on_past_a_clip_too_short_for_the_model(fake_data, tmp_pat
         rows.append(dict(rows[0], id="blip", audio=str(tmp_path / "blip.wav"), duration=5 / SR))
         write_jsonl(manifest, rows)
         build_cache(manifest, feature_dir(data, "de", split), progress=False)
-    trainer = Trainer(load_run_config("tiny", ["train.max_steps=4", "train.valid_every=4"]), data,
+    trainer = Trainer.from_data(load_run_config("tiny", ["train.max_steps=4", "train.valid_every=4"]), data,
                       ["de"], tmp_path / "run", progress=False)
-    assert trainer.train_data["de"].skipped["too_short"] == 1
+    assert trainer.batches.datasets["de"].skipped["too_short"] == 1
     assert trainer.fit()["steps"] == 4
 
 

@@ -59,17 +59,17 @@ def test_lr_schedule_warmup_then_decay():
 
 
 def test_train_writes_a_loadable_run(fake_data, tmp_path):
-    summary = Trainer(tiny(), fake_data, LOCALES, tmp_path / "run", progress=False).fit()
+    summary = Trainer.from_data(tiny(), fake_data, LOCALES, tmp_path / "run", progress=False).fit()
     assert summary["steps"] == 40
     for name in ("model.safetensors", "config.json", "metrics.jsonl", "summary.json",
                  "train_state.safetensors"):
         assert (tmp_path / "run" / name).exists(), name
     model, pkg = load_package_model(tmp_path / "run")
     assert model.languages == LOCALES and set(pkg.tokenizers) == set(LOCALES)
-    assert pkg.config == Trainer(tiny(), fake_data, LOCALES, tmp_path / "other",
+    assert pkg.config == Trainer.from_data(tiny(), fake_data, LOCALES, tmp_path / "other",
                                  progress=False).cfg
     with pytest.raises(TrainingError, match="--resume"):
-        Trainer(tiny(), fake_data, LOCALES, tmp_path / "run", progress=False)
+        Trainer.from_data(tiny(), fake_data, LOCALES, tmp_path / "run", progress=False)
     # the language-ID replay memory (recent pooled outputs per language) is part of the state
     tensors, _ = load_package(tmp_path / "run" / "train_state.safetensors")
     for loc in LOCALES:
@@ -80,7 +80,7 @@ def test_train_writes_a_loadable_run(fake_data, tmp_path):
 def test_language_id_replay_weighs_languages_equally(fake_data, tmp_path):
     """With one language per batch, the LID loss also scores the other languages' remembered
     pooled outputs, so a head that just follows the current batch's language is penalised."""
-    trainer = Trainer(tiny(), fake_data, LOCALES, tmp_path / "run", progress=False)
+    trainer = Trainer.from_data(tiny(), fake_data, LOCALES, tmp_path / "run", progress=False)
     d = trainer.model.config.d_model
     out = {"lid_logits": torch.tensor([[4.0, -4.0]]), "out_lens": torch.tensor([1]),
            "shared": torch.zeros(1, 1, d)}
@@ -98,9 +98,9 @@ def test_language_id_replay_weighs_languages_equally(fake_data, tmp_path):
 
 def test_resume_after_crash_matches_uninterrupted(fake_data, tmp_path):
     cfg = tiny("train.max_steps=30", "train.valid_every=10")
-    Trainer(cfg, fake_data, LOCALES, tmp_path / "a", progress=False).fit()
-    Trainer(cfg, fake_data, LOCALES, tmp_path / "b", progress=False).fit(stop_at=25)
-    Trainer(cfg, fake_data, LOCALES, tmp_path / "b", resume=True, progress=False).fit()
+    Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "a", progress=False).fit()
+    Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "b", progress=False).fit(stop_at=25)
+    Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "b", resume=True, progress=False).fit()
     a, b = train_rows(tmp_path / "a"), train_rows(tmp_path / "b")
     assert sorted(a) == sorted(b)
     for step in a:
@@ -108,10 +108,10 @@ def test_resume_after_crash_matches_uninterrupted(fake_data, tmp_path):
 
 
 def test_finetune_adds_a_language_and_freezes(fake_data, tmp_path):
-    Trainer(tiny("train.max_steps=10"), fake_data, ["de"], tmp_path / "de", progress=False).fit()
+    Trainer.from_data(tiny("train.max_steps=10"), fake_data, ["de"], tmp_path / "de", progress=False).fit()
     before, _ = load_package_model(tmp_path / "de")
-    t = Trainer(tiny("train.max_steps=10"), fake_data, ["zh-CN"], tmp_path / "ft",
-                init=tmp_path / "de", freeze_prefixes=["encoder"], progress=False)
+    t = Trainer.from_data(tiny("train.max_steps=10"), fake_data, ["zh-CN"], tmp_path / "ft",
+                init=tmp_path / "de", freeze=["encoder"], progress=False)
     t.fit()
     after, _ = load_package_model(tmp_path / "ft")
     assert after.languages == ["de", "zh-CN"]
@@ -130,7 +130,7 @@ def _ddp_worker(rank, world, port, data_dir, out_dir, result_dir):
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     cfg = tiny("train.max_steps=8", "train.valid_every=100", "train.spec_augment=false")
-    trainer = Trainer(cfg, data_dir, LOCALES, out_dir, progress=False)
+    trainer = Trainer.from_data(cfg, data_dir, LOCALES, out_dir, progress=False)
     trainer.fit()
     flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
     np.save(os.path.join(result_dir, f"rank{rank}.npy"), flat.numpy())
@@ -144,7 +144,7 @@ def test_ddp_two_cpu_processes_match_single_process(fake_data, tmp_path):
     r0, r1 = np.load(tmp_path / "rank0.npy"), np.load(tmp_path / "rank1.npy")
     assert np.array_equal(r0, r1)
     cfg = tiny("train.max_steps=8", "train.valid_every=100", "train.spec_augment=false")
-    single = Trainer(cfg, fake_data, LOCALES, tmp_path / "single", progress=False)
+    single = Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "single", progress=False)
     single.fit()
     flat = torch.cat([p.detach().flatten() for p in single.model.parameters()]).numpy()
     assert np.abs(flat - r0).max() < 1e-4
@@ -154,8 +154,8 @@ def test_resume_after_early_stop_stops_again(fake_data, tmp_path):
     """Killed after deciding to stop early (state saved, summary not written): --resume must
     not train on."""
     cfg = tiny("train.max_steps=40", "train.valid_every=5", "train.patience=1", "train.lr=1e-9")
-    first = Trainer(cfg, fake_data, LOCALES, tmp_path / "run", progress=False).fit()
+    first = Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "run", progress=False).fit()
     assert first["stopped_early"] and first["steps"] == 10  # dev CER cannot improve at lr 1e-9
     (tmp_path / "run" / "summary.json").unlink()
-    again = Trainer(cfg, fake_data, LOCALES, tmp_path / "run", resume=True, progress=False).fit()
+    again = Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "run", resume=True, progress=False).fit()
     assert again["stopped_early"] and again["steps"] == 10

@@ -27,7 +27,7 @@ CLOCK = r"(\d\d):(\d\d):(\d\d)[,.](\d\d\d)"
 @pytest.fixture(scope="module")
 def run_dir(fake_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "run"
-    Trainer(load_run_config("tiny"), fake_data, LOCALES, out, progress=False).fit()
+    Trainer.from_data(load_run_config("tiny"), fake_data, LOCALES, out, progress=False).fit()
     return out
 
 

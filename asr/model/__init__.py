@@ -1,6 +1,6 @@
 """The model: Conformer encoder with shared and per-language blocks, CTC heads, language ID."""
 
-from asr.model.config import ModelConfig
+from asr.config import ModelConfig
 from asr.model.encoder import MIN_INPUT_FRAMES, ConformerBlock, Conv2dSubsampling, lengths_to_mask
 from asr.model.heads import BLANK_ID, CTCHeads, LanguageIDHead, ctc_loss
 from asr.model.multilingual import MultilingualCTC, count_parameters

@@ -21,7 +21,7 @@ import copy
 import torch
 from torch import nn
 
-from asr.model.config import ModelConfig
+from asr.config import ModelConfig
 from asr.model.encoder import MIN_INPUT_FRAMES, ConformerBlock, Conv2dSubsampling, lengths_to_mask
 from asr.model.heads import CTCHeads, LanguageIDHead, check_locale_key
 

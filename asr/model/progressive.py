@@ -28,67 +28,13 @@ was trained to tell tasks apart, so automatic language detection is refused.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asr.model.config import ModelConfig
+from asr.config import ModelConfig, ProgressiveConfig, from_dict, to_dict
 from asr.model.encoder import MIN_INPUT_FRAMES, Conv2dSubsampling, lengths_to_mask
 from asr.model.multilingual import MultilingualCTC, count_parameters
-
-
-@dataclass(frozen=True)
-class ProgressiveConfig:
-    """How a new column connects to the earlier ones (the `progressive:` config section).
-
-    adapter_blocks: lateral positions (0..layout[1], see the module docstring); None = all of
-    them; [] = no laterals, i.e. the new column is trained alone (the ablation).
-    """
-
-    adapter_dim: int = 64  # hidden width of each lateral adapter MLP
-    adapter_blocks: tuple[int, ...] | None = None
-    init: Literal["random", "copy"] = "random"  # new column: fresh, or a copy of the previous column
-    lateral_scale_init: float = 0.1  # initial alpha on each earlier column's features
-
-    def __post_init__(self):
-        if isinstance(self.adapter_blocks, list):  # YAML and JSON give lists
-            object.__setattr__(self, "adapter_blocks", tuple(self.adapter_blocks))
-        if isinstance(self.adapter_dim, bool) or not isinstance(self.adapter_dim, int) or self.adapter_dim < 1:
-            raise ValueError(f"progressive.adapter_dim must be a positive integer, got {self.adapter_dim!r}")
-        if self.adapter_blocks is not None:
-            if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in self.adapter_blocks):
-                raise ValueError("progressive.adapter_blocks must be non-negative block indices, "
-                                 f"got {list(self.adapter_blocks)}")
-            object.__setattr__(self, "adapter_blocks", tuple(sorted(set(self.adapter_blocks))))
-        if self.init not in ("random", "copy"):
-            raise ValueError(f"progressive.init must be 'random' or 'copy', got {self.init!r}")
-        if not isinstance(self.lateral_scale_init, (int, float)) or not math.isfinite(self.lateral_scale_init):
-            raise ValueError(f"progressive.lateral_scale_init must be a finite number, got {self.lateral_scale_init!r}")
-
-    def positions(self, n_shared: int) -> tuple[int, ...]:
-        """Lateral positions for a column with `n_shared` shared blocks (0..n_shared)."""
-        if self.adapter_blocks is None:
-            return tuple(range(n_shared + 1))
-        bad = [i for i in self.adapter_blocks if i > n_shared]
-        if bad:
-            raise ValueError(f"progressive.adapter_blocks {bad} out of range: positions run from 0 "
-                             f"(input of the first block) to {n_shared} (the shared output)")
-        return self.adapter_blocks
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> ProgressiveConfig:
-        from asr.config import from_dict
-
-        return from_dict(cls, d, prefix="progressive.")
-
-    def to_dict(self) -> dict:
-        from asr.config import to_dict
-
-        return to_dict(self)
 
 
 class LateralAdapter(nn.Module):
@@ -176,7 +122,7 @@ class ProgressiveCTC(nn.Module):
 
     def spec(self) -> dict:
         """JSON architecture description (languages and settings per column) for the package."""
-        return {"columns": [{"languages": col.languages, "progressive": s.to_dict() if s else None}
+        return {"columns": [{"languages": col.languages, "progressive": to_dict(s) if s else None}
                             for col, s in zip(self.columns, self.column_configs, strict=True)]}
 
     @classmethod
@@ -186,7 +132,7 @@ class ProgressiveCTC(nn.Module):
         model = cls(MultilingualCTC(config, {loc: vocab_sizes[loc] for loc in columns[0]["languages"]}))
         for col in columns[1:]:
             model.add_column({loc: vocab_sizes[loc] for loc in col["languages"]},
-                             ProgressiveConfig.from_dict(col["progressive"]))
+                             from_dict(ProgressiveConfig, col["progressive"], prefix="progressive."))
         return model
 
     # ---- bookkeeping ---------------------------------------------------------------------

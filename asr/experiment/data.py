@@ -1,4 +1,4 @@
-"""Data of the transfer experiment (asr/experiment.py): the corpus, the helpers, the target's
+"""Data of the transfer experiment: the corpus, the helpers, the target's
 pool, one data directory per (seed, target hours) point, and the shuffled-transcript control.
 
     <exp>/data/helpers/<locale>/     helper manifests, tokenizers, features (prepared once)
@@ -13,8 +13,8 @@ pool, one data directory per (seed, target hours) point, and the shuffled-transc
 A point's tokenizer and feature statistics come from its own subset only, so "h hours of
 target data" means nothing more of the target reached the run. Helpers' dev sets are left
 out of the points: every run that learns the target selects on the target's dev set.
-Importing a corpus sits above the library (as in `asr synth` and `asr prepare`), so the
-data_prep imports are local to the functions that need them.
+The experiment is the recipe layer: it may import data_prep (corpus synthesis, manifests,
+subsets); nothing in `asr` below it and the CLI does.
 """
 
 from __future__ import annotations
@@ -26,14 +26,17 @@ import random
 import shutil
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from asr.config import ConfigError
+from asr.config import ConfigError, FeatureConfig
+from asr.experiment.config import ExperimentConfig
+from asr.experiment.strategies import STRATEGIES
+from asr.feature_cache import build_cache
 from asr.fileio import read_jsonl, write_json, write_jsonl
-
-if TYPE_CHECKING:
-    from asr.experiment import ExperimentConfig
-    from asr.features import FeatureConfig
+from asr.prepare import feature_dir, prepare_data, prepare_tokenizer
+from asr.tokenizer import coverage_report
+from data_prep.release import prepare_manifests
+from data_prep.subset import select_hours, total_hours
+from data_prep.synth import synthesize_corpus
 
 SHUFFLE_GROUP = 16  # transcripts are permuted among this many utterances of similar duration
 
@@ -71,8 +74,6 @@ def ensure_corpus(exp: ExperimentConfig) -> Path:
                 f"{root}: no Common Voice release for {', '.join(missing)}; download it by hand "
                 "(scripts/commonvoice_recipe.sh says which files) or give corpus.synth settings")
         return root
-    from data_prep.synth import synthesize_corpus
-
     absent = sorted(set(locales) - set(s.hours))
     if absent:
         raise ConfigError(f"corpus.synth.hours lacks {', '.join(absent)}")
@@ -118,12 +119,6 @@ def shuffled_records(records: list[dict], seed: int) -> list[dict]:
 def prepare_experiment_data(exp: ExperimentConfig, root: Path, features: FeatureConfig) -> dict:
     """Helpers, the target's pool and one data dir per (seed, hours) point, features computed
     with `features`; returns their facts (hours, utterances, speakers, unseen characters)."""
-    from asr.feature_cache import build_cache
-    from asr.prepare import feature_dir, prepare_data, prepare_tokenizer
-    from asr.tokenizer import coverage_report
-    from data_prep.manifest import prepare_manifests
-    from data_prep.subset import select_hours, total_hours
-
     corpus = ensure_corpus(exp)
     c, tgt, helpers = exp.corpus, exp.target.locale, list(exp.helpers.locales)
     data = root / "data"
@@ -131,7 +126,7 @@ def prepare_experiment_data(exp: ExperimentConfig, root: Path, features: Feature
     hours = {loc: exp.helpers.hours for loc in helpers} if exp.helpers.hours is not None else {}
     prepare_manifests(corpus, helpers, hdir, hours=hours, seed=exp.helpers.seed,
                       train_source=c.train_source, progress=False)
-    prepare_data(hdir, helpers, vocab_size=c.vocab_size, zh_units=c.zh_units, units=c.units,
+    prepare_data(hdir, helpers, vocab_size=c.vocab_size, units=c.units, units_for=c.units_for,
                  workers=c.workers, feature_config=features, progress=False)
     prepare_manifests(corpus, [tgt], pool, train_source=c.train_source, progress=False)
     for split in ("dev", "test"):
@@ -152,8 +147,8 @@ def prepare_experiment_data(exp: ExperimentConfig, root: Path, features: Feature
                                                       & {r["speaker"] for r in pool_train})},
              "points": {}}
     points = exp.points()
-    shuffled = set(exp.points(("joint_shuffled",))) if "joint_shuffled" in exp.grid.strategies \
-        else set()
+    shuffling = tuple(s for s in exp.grid.strategies if STRATEGIES[s].helper_text == "shuffled")
+    shuffled = set(exp.points(shuffling)) if shuffling else set()
     for seed in sorted({seed for seed, _ in points}):
         if seed in {s for s, _ in shuffled}:
             for loc in helpers:
@@ -172,7 +167,7 @@ def prepare_experiment_data(exp: ExperimentConfig, root: Path, features: Feature
             for split in ("dev", "test"):
                 _link(pool / tgt / f"{split}.jsonl", point / tgt / f"{split}.jsonl")
                 _link(feature_dir(pool, tgt, split), feature_dir(point, tgt, split))
-            prepare_tokenizer(point, tgt, c.vocab_size, c.zh_units, c.units)
+            prepare_tokenizer(point, tgt, c.vocab_size, units=c.units, units_for=c.units_for)
             build_cache(point / tgt / "train.jsonl", feature_dir(point, tgt, "train"),
                         config=features, workers=c.workers, progress=False)
             for loc in helpers:

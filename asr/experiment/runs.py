@@ -1,5 +1,5 @@
-"""Executing the transfer experiment's runs (asr/experiment.py plans them): train or resume,
-score the test sets, write result.json, and run the unfinished ones `workers` at a time.
+"""Executing the transfer experiment's runs (plan.py plans them): train or resume, score the
+test sets, write result.json (results.py), and run the unfinished ones `workers` at a time.
 
 A run is finished when its result.json holds the run's key; a finished run keeps only its
 model, log, metrics and scores (the resume state and averaged checkpoints are dropped).
@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from asr.device import cpu_cores
-from asr.experiment import Job
+from asr.experiment.plan import Job
+from asr.experiment.results import Metric, RunResult, TestScores
 from asr.fileio import write_json, write_jsonl
 from asr.job_board import REFRESH_SECONDS, JobBoard, board_rows, eta_text
 from asr.workers import watch_parent
@@ -43,19 +44,22 @@ def share_cores() -> None:
 
 def train_job(job: Job, device: str, progress: bool, share: bool = False) -> None:
     """Train (or resume) a run until its summary.json exists; wall time adds up in timing.json.
-    `share`: re-balance torch threads after every update (share_cores)."""
+    How the model starts and what is frozen come from the strategy's record. `share`:
+    re-balance torch threads after every update (share_cores)."""
     from asr.train import Trainer
 
     out = job.run_dir
     if (out / "summary.json").exists():
         return
     timing = _timing(out)
-    init = job.pretrain.run_dir if job.strategy == "finetune" else None
-    base = job.pretrain.run_dir if job.strategy.startswith("progressive") else None
+    s = job.record
+    start = {"helpers_model": "init", "helpers_column": "base"}.get(s.start) if s else None
     t0 = time.perf_counter()
-    trainer = Trainer(job.cfg, data_dir=job.data_dir, locales=job.locales, out_dir=out, init=init,
-                      base=base, resume=(out / "train_state.safetensors").exists(), device=device,
-                      progress=progress)
+    trainer = Trainer.from_data(job.cfg, job.data_dir, job.locales, out,
+                                **({start: job.pretrain.run_dir} if start else {}),
+                                freeze=s.freeze if s else (),
+                                resume=(out / "train_state.safetensors").exists(), device=device,
+                                progress=progress)
     trainer.fit(each_step=share_cores if share else None)
     write_json(out / "timing.json", {"train_seconds": timing["train_seconds"]
                                      + time.perf_counter() - t0,
@@ -70,13 +74,13 @@ def _timing(run_dir: Path) -> dict:
     return {"train_seconds": 0.0, "sessions": 0} | timing
 
 
-def score_job(job: Job, device: str) -> dict:
-    """Greedy decoding of the run's test sets; writes test_<locale>.jsonl and returns scores."""
+def score_job(job: Job, device: str) -> dict[str, TestScores]:
+    """Greedy decoding of the run's test sets, scored with every metric of each language;
+    writes test_<locale>.jsonl."""
     from asr.decode import Decoder
     from asr.device import resolve_device
-    from asr.evaluate import decode_split, metric_report
+    from asr.evaluate import decode_split, score_texts
     from asr.package import load_package_model
-    from asr.tokenizer import to_pinyin
 
     dev = resolve_device(device)
     model, package = load_package_model(job.run_dir, device=dev)
@@ -85,42 +89,32 @@ def score_job(job: Job, device: str) -> dict:
     for loc in job.eval_locales:
         rows = decode_split(model, package, job.data_dir, loc, "test", decoder, dev)["rows"]
         write_jsonl(job.run_dir / f"test_{loc}.jsonl", rows)
-        refs, hyps = [r["reference"] for r in rows], [r["hypothesis"] for r in rows]
-        s = {"utterances": len(rows)}
-        units = ("cer", "char"), ("wer", "word")
-        if loc == "zh-CN":
-            units += (("ser", "pinyin"),)  # toned-syllable error rate
-        for name, unit in units:
-            r, h = (([to_pinyin(x) for x in refs], [to_pinyin(x) for x in hyps]) if unit == "pinyin"
-                    else (refs, hyps))
-            m = metric_report(r, h, "word" if unit == "pinyin" else unit)
-            s[name], s[f"{name}_ci95"] = m["rate"], list(m["ci95"])
-            if name == "cer":  # per utterance, for intervals pooled over seeds in the report
-                s["ids"] = [x["id"] for x in rows]
-                s["errors"] = [int(e) for e in m["per_utterance_errors"]]
-                s["units"] = [int(u) for u in m["per_utterance_units"]]
-        scores[loc] = s
+        m = score_texts([r["reference"] for r in rows], [r["hypothesis"] for r in rows], loc)
+        scores[loc] = TestScores(
+            utterances=len(rows),
+            metrics={name: Metric(x["rate"], tuple(x["ci95"])) for name, x in m.items()},
+            ids=tuple(r["id"] for r in rows),
+            errors=tuple(int(e) for e in m["cer"]["per_utterance_errors"]),
+            units=tuple(int(u) for u in m["cer"]["per_utterance_units"]))
     return scores
 
 
-def finish_job(job: Job, device: str, facts: dict) -> dict:
+def finish_job(job: Job, device: str, facts: dict) -> RunResult:
     """Score a trained run and write its result.json (whose presence marks it finished)."""
     summary = json.loads((job.run_dir / "summary.json").read_text())
     described = json.loads((job.run_dir / "run.json").read_text())
-    timing = _timing(job.run_dir)
     point = ({} if job.hours is None
              else facts["points"].get(f"s{job.seed}/h{job.hours:g}", {}))
-    result = {"key": job.key, "strategy": job.strategy, "seed": job.seed, "hours": job.hours,
-              "actual_hours": point.get("actual_hours"),
-              "unseen_char_rate": point.get("unseen_char_rate"),
-              "test": score_job(job, device),
-              "parameters": described["parameters"],
-              "trainable_parameters": described["trainable_parameters"],
-              "train_seconds": timing["train_seconds"], "steps": summary["steps"],
-              "best_step": summary["best_step"], "stopped_early": summary["stopped_early"],
-              "max_steps": job.cfg.train.max_steps, "run_dir": str(job.run_dir),
-              "pretrain": str(job.pretrain.run_dir) if job.pretrain else None}
-    write_json(job.run_dir / "result.json", result)
+    result = RunResult(
+        key=job.key, strategy=job.strategy, seed=job.seed, hours=job.hours,
+        actual_hours=point.get("actual_hours"), unseen_char_rate=point.get("unseen_char_rate"),
+        test=score_job(job, device), parameters=described["parameters"],
+        trainable_parameters=described["trainable_parameters"],
+        train_seconds=_timing(job.run_dir)["train_seconds"], steps=summary["steps"],
+        best_step=summary["best_step"], stopped_early=summary["stopped_early"],
+        max_steps=job.cfg.train.max_steps, run_dir=str(job.run_dir),
+        pretrain=str(job.pretrain.run_dir) if job.pretrain else None)
+    result.save(job.run_dir / "result.json")
     _tidy(job.run_dir)
     return result
 
@@ -133,7 +127,7 @@ def _tidy(run_dir: Path) -> None:
 
 
 def execute_job(job: Job, device: str, facts: dict, progress: bool = True, threads: int = 0,
-                log: bool = False) -> dict:
+                log: bool = False) -> RunResult:
     """Train (or resume) and score one run; with `log`, its output goes to <run>/train.log."""
     import torch
 
@@ -156,17 +150,18 @@ def execute_job(job: Job, device: str, facts: dict, progress: bool = True, threa
         return finish_job(job, device, facts)
 
 
-def finished_result(job: Job) -> dict | None:
+def finished_result(job: Job) -> RunResult | None:
+    """The run's result when it finished under exactly this key, else None."""
     done = job.run_dir / "result.json"
     if done.exists():
-        result = json.loads(done.read_text())
-        if result.get("key") == job.key:
-            return result
+        key = json.loads(done.read_text()).get("key")
+        if key == job.key:
+            return RunResult.load(done)
     return None
 
 
 def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
-             progress: bool = True, workers: int = 1, threads: int = 0) -> list[dict]:
+             progress: bool = True, workers: int = 1, threads: int = 0) -> list[RunResult]:
     """Run every unfinished job, `workers` at a time, each after the model it starts from.
 
     Prints one line per run started and finished (k/N, strategy, hours, seed, ETA); with
@@ -194,11 +189,11 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
         state = "resuming" if (job.run_dir / "train_state.safetensors").exists() else "training"
         board.say(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {state} in {job.run_dir}{eta}")
 
-    def ended(job: Job, r: dict) -> None:
+    def ended(job: Job, r: RunResult) -> None:
         results[id(job)] = r
         durations.append(time.perf_counter() - began[id(job)])
         board.say(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {_score(r, target)}, stopped "
-                  f"at step {r['steps']} of {r['max_steps']}, {r['train_seconds']:.0f} s")
+                  f"at step {r.steps} of {r.max_steps}, {r.train_seconds:.0f} s")
 
     def live_rows() -> list[str]:
         active = [(f"[{number[id(j)]}/{len(jobs)}] {j.label}", j.cfg.train.max_steps, j.run_dir,
@@ -246,19 +241,19 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
     return _finished(jobs, results, target)
 
 
-def _score(r: dict, target: str) -> str:
-    if target in r["test"]:
-        return f"{target} test CER {100 * r['test'][target]['cer']:.1f}%"
-    return ("helpers' mean test WER "
-            f"{100 * sum(t['wer'] for t in r['test'].values()) / len(r['test']):.1f}%")
+def _score(r: RunResult, target: str) -> str:
+    if target in r.test:
+        return f"{target} test CER {100 * r.test[target].rate('cer'):.1f}%"
+    return ("helpers' mean test CER "
+            f"{100 * sum(t.rate('cer') for t in r.test.values()) / len(r.test):.1f}%")
 
 
-def _finished(jobs: list[Job], results: dict, target: str) -> list[dict]:
+def _finished(jobs: list[Job], results: dict, target: str) -> list[RunResult]:
     """Every job's result, after printing them as one table."""
     out = [results[id(j)] for j in jobs]
     print("\n| run | test score | stopped at | train s |\n|---|---|---|---|", flush=True)
     for job, r in zip(jobs, out, strict=True):
-        how = "cap" if r["steps"] >= r["max_steps"] else "early stop"
-        print(f"| {job.label} | {_score(r, target)} | {r['steps']} of {r['max_steps']} ({how}) | "
-              f"{r['train_seconds']:.0f} |", flush=True)
+        how = "cap" if r.hit_cap else "early stop"
+        print(f"| {job.label} | {_score(r, target)} | {r.steps} of {r.max_steps} ({how}) | "
+              f"{r.train_seconds:.0f} |", flush=True)
     return out

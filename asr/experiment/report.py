@@ -1,5 +1,6 @@
 """The transfer experiment's report: tables, the CER-vs-hours plot, data-efficiency ratios and
-the forgetting table, from the runs' result.json files (see asr/experiment.py).
+the forgetting table, from the runs' typed results (results.py). How a strategy is treated
+(the baseline curve, a headline candidate, a control) is its record's role (strategies.py).
 
     results.csv       one row per run (programs)
     results.md        the headline sentence, the budget rule, aggregate, ratio, forgetting and
@@ -20,10 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from asr.experiment.results import RunResult, TestScores
+from asr.experiment.strategies import PRETRAIN, STRATEGIES, rank
 from asr.fileio import atomic_write, write_json, write_text
 
 RESAMPLES = 1000
-BASELINE = "target_only"
+BASELINE = next(s.name for s in STRATEGIES.values() if s.role == "baseline")
+CONTROLS = tuple(s.name for s in STRATEGIES.values() if s.role == "control")  # never the headline
 
 
 # ---- data-efficiency ratio ----------------------------------------------------------------
@@ -70,17 +74,17 @@ def efficiency(curve: list[tuple[float, float]], hours: float, cer: float) -> di
 
 
 # ---- intervals ----------------------------------------------------------------------------
-def pooled_interval(runs: list[dict], resamples: int = RESAMPLES, seed: int = 0,
+def pooled_interval(runs: list[TestScores], resamples: int = RESAMPLES, seed: int = 0,
                     level: float = 0.95) -> tuple[float, float]:
     """Two-level bootstrap of the seed-mean error rate: resample seeds, then utterances.
 
-    runs: [{"ids", "errors", "units"}] per seed, on the same test set (aligned by id).
+    runs: one seed's test scores each, on the same test set (aligned by id).
     """
-    common = set(runs[0]["ids"]).intersection(*(r["ids"] for r in runs[1:]))
+    common = set(runs[0].ids).intersection(*(r.ids for r in runs[1:]))
     order = sorted(common)
-    errors = np.array([[dict(zip(r["ids"], r["errors"], strict=True))[i] for i in order]
+    errors = np.array([[dict(zip(r.ids, r.errors, strict=True))[i] for i in order]
                        for r in runs], dtype=np.float64)  # (S, N)
-    units = np.array([dict(zip(runs[0]["ids"], runs[0]["units"], strict=True))[i] for i in order],
+    units = np.array([dict(zip(runs[0].ids, runs[0].units, strict=True))[i] for i in order],
                      dtype=np.float64)  # (N,)
     s, n = errors.shape
     if n == 0:
@@ -96,29 +100,36 @@ def pooled_interval(runs: list[dict], resamples: int = RESAMPLES, seed: int = 0,
 
 
 # ---- tables -------------------------------------------------------------------------------
-def aggregate(results: list[dict], target: str, helpers: list[str]) -> list[dict]:
+def own_metrics(results: list[RunResult], target: str) -> list[str]:
+    """The target language's metrics besides CER and WER (zh-CN: "ser", toned pinyin)."""
+    names = {m for r in results if target in r.test for m in r.test[target].metrics}
+    return sorted(names - {"cer", "wer"})
+
+
+def aggregate(results: list[RunResult], target: str, helpers: list[str]) -> list[dict]:
     """One row per (strategy, hours): seed means, pooled interval, stopping steps."""
-    groups: dict[tuple[str, float], list[dict]] = {}
+    groups: dict[tuple[str, float], list[RunResult]] = {}
     for r in results:
-        if r["strategy"] != "pretrain":
-            groups.setdefault((r["strategy"], r["hours"]), []).append(r)
+        if r.strategy != PRETRAIN:
+            groups.setdefault((r.strategy, r.hours), []).append(r)
+    own = own_metrics(results, target)
     rows = []
     for (strategy, hours), runs in sorted(groups.items(), key=lambda kv: _order(*kv[0])):
-        runs = sorted(runs, key=lambda r: r["seed"])
-        t = [r["test"][target] for r in runs]
+        runs = sorted(runs, key=lambda r: r.seed)
+        t = [r.test[target] for r in runs]
         lo, hi = pooled_interval(t)
-        row = {"strategy": strategy, "hours": hours, "seeds": [r["seed"] for r in runs],
-               "actual_hours": float(np.mean([r["actual_hours"] for r in runs])),
-               "cer": float(np.mean([x["cer"] for x in t])), "cer_lo": lo, "cer_hi": hi,
-               "ser": float(np.mean([x["ser"] for x in t])),
-               "unseen_char_rate": float(np.mean([r["unseen_char_rate"] for r in runs])),
-               "steps": [r["steps"] for r in runs], "hit_cap": [not r["stopped_early"] for r in runs],
-               "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
-               "parameters": runs[0]["parameters"],
-               "trainable_parameters": runs[0]["trainable_parameters"]}
+        row = {"strategy": strategy, "hours": hours, "seeds": [r.seed for r in runs],
+               "actual_hours": float(np.mean([r.actual_hours for r in runs])),
+               "cer": float(np.mean([x.rate("cer") for x in t])), "cer_lo": lo, "cer_hi": hi,
+               "own": {m: float(np.mean([x.rate(m) for x in t])) for m in own},
+               "unseen_char_rate": float(np.mean([r.unseen_char_rate for r in runs])),
+               "steps": [r.steps for r in runs], "hit_cap": [r.hit_cap for r in runs],
+               "train_seconds": float(np.mean([r.train_seconds for r in runs])),
+               "parameters": runs[0].parameters,
+               "trainable_parameters": runs[0].trainable_parameters}
         for loc in helpers:
-            row[f"{loc}_wer"] = (float(np.mean([r["test"][loc]["wer"] for r in runs]))
-                                 if all(loc in r["test"] for r in runs) else None)
+            row[f"{loc}_wer"] = (float(np.mean([r.test[loc].rate("wer") for r in runs]))
+                                 if all(loc in r.test for r in runs) else None)
         rows.append(row)
     return rows
 
@@ -142,22 +153,23 @@ def ratios(rows: list[dict]) -> list[dict]:
     return out
 
 
-def forgetting(results: list[dict], helpers: list[str], metric: str = "wer") -> list[dict]:
+def forgetting(results: list[RunResult], helpers: list[str], metric: str = "wer") -> list[dict]:
     """Helper error rate (`metric`: wer or cer) of the helpers' pretrained model (same seed)
     before, and of each run after; means over seeds per (strategy, hours), and the largest
-    change of any seed."""
-    before = {r["seed"]: r["test"] for r in results if r["strategy"] == "pretrain"}
-    groups: dict[tuple[str, float], list[dict]] = {}
+    change of any seed. Only strategies whose model knows the helpers have a row."""
+    before = {r.seed: r.test for r in results if r.strategy == PRETRAIN}
+    groups: dict[tuple[str, float], list[RunResult]] = {}
     for r in results:
-        if r["strategy"] not in ("pretrain", BASELINE) and r["seed"] in before:
-            groups.setdefault((r["strategy"], r["hours"]), []).append(r)
+        if (r.strategy in STRATEGIES and STRATEGIES[r.strategy].scored_on_helpers
+                and r.seed in before):
+            groups.setdefault((r.strategy, r.hours), []).append(r)
     rows = []
     for (strategy, hours), runs in sorted(groups.items(), key=lambda kv: _order(*kv[0])):
-        row = {"strategy": strategy, "hours": hours, "seeds": sorted(r["seed"] for r in runs)}
+        row = {"strategy": strategy, "hours": hours, "seeds": sorted(r.seed for r in runs)}
         changes = []
         for loc in helpers:
-            b = [before[r["seed"]][loc][metric] for r in runs]
-            a = [r["test"][loc][metric] for r in runs]
+            b = [before[r.seed][loc].rate(metric) for r in runs]
+            a = [r.test[loc].rate(metric) for r in runs]
             changes += [y - x for x, y in zip(b, a, strict=True)]
             row[loc] = {"before": float(np.mean(b)), "after": float(np.mean(a)),
                         "change": float(np.mean(a) - np.mean(b))}
@@ -167,11 +179,12 @@ def forgetting(results: list[dict], helpers: list[str], metric: str = "wer") -> 
 
 
 def _order(strategy: str, hours: float | None) -> tuple:
-    """Strategies in the order asr.experiment.STRATEGIES lists them, then hours."""
-    from asr.experiment import STRATEGIES
+    """Strategies in the order of their table (strategies.py), then hours."""
+    return (rank(strategy), hours or 0.0)
 
-    rank = STRATEGIES.index(strategy) if strategy in STRATEGIES else -1
-    return (rank, hours or 0.0)
+
+def metric_description(metric: str, locale: str) -> str:
+    return metric.upper()
 
 
 def _pct(x: float | None) -> str:
@@ -183,32 +196,33 @@ def _table(header: list[str], lines: list[list[str]]) -> list[str]:
             + ["| " + " | ".join(cells) + " |" for cells in lines])
 
 
-def run_rows(results: list[dict], target: str, helpers: list[str]) -> list[dict]:
+def run_rows(results: list[RunResult], target: str, helpers: list[str]) -> list[dict]:
     """The per-run table (results.csv)."""
+    own = own_metrics(results, target)
     out = []
-    for r in sorted(results, key=lambda r: (*_order(r["strategy"], r["hours"]), r["seed"])):
-        t = r["test"].get(target, {})
-        row = {"strategy": r["strategy"], "target_hours": r["hours"],
-               "actual_hours": r["actual_hours"], "seed": r["seed"],
-               "cer": t.get("cer"), "cer_ci_low": (t.get("cer_ci95") or [None])[0],
-               "cer_ci_high": (t.get("cer_ci95") or [None, None])[1],
-               "pinyin_ser": t.get("ser"), "unseen_char_rate": r["unseen_char_rate"]}
+    for r in sorted(results, key=lambda r: (*_order(r.strategy, r.hours), r.seed)):
+        t = r.test.get(target)
+        ci = t.metrics["cer"].ci95 if t else (None, None)
+        row = {"strategy": r.strategy, "target_hours": r.hours, "actual_hours": r.actual_hours,
+               "seed": r.seed, "cer": t.rate("cer") if t else None, "cer_ci_low": ci[0],
+               "cer_ci_high": ci[1]}
+        row |= {f"{target}_{m}": t.rate(m) if t else None for m in own}
+        row["unseen_char_rate"] = r.unseen_char_rate
         for m in ("wer", "cer"):
-            row |= {f"{loc}_{m}": r["test"][loc][m] if loc in r["test"] else None
+            row |= {f"{loc}_{m}": r.test[loc].rate(m) if loc in r.test else None
                     for loc in helpers}
-        row |= {k: r[k] for k in ("parameters", "trainable_parameters", "train_seconds", "steps",
-                                  "best_step", "stopped_early", "max_steps", "run_dir")}
+        row |= {k: getattr(r, k) for k in ("parameters", "trainable_parameters", "train_seconds",
+                                           "steps", "best_step", "stopped_early", "max_steps",
+                                           "run_dir")}
         out.append(row)
     return out
-
-
-CONTROLS = ("joint_shuffled", "progressive_nolateral")  # ablations, never the headline
 
 
 def headline(ratio_rows: list[dict], target: str, capped: list[float] = ()) -> str:
     """One plain sentence for the top of results.md, with cautions where the intervals overlap
     or the target-only curve it is read from was cut short by the update cap."""
-    main = [r for r in ratio_rows if r["strategy"] not in CONTROLS and r["kind"] != "below"]
+    main = [r for r in ratio_rows
+            if STRATEGIES[r["strategy"]].role == "transfer" and r["kind"] != "below"]
     if not ratio_rows:
         return "No target-only runs: no data-efficiency ratio can be computed."
     if not main:
@@ -260,6 +274,7 @@ def glance(rows: list[dict]) -> list[str]:
 
 def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, target,
              helpers) -> str:
+    own = list(rows[0]["own"]) if rows else []
     lines = [f"# Transfer experiment `{exp.name}`: {target} CER against hours", "",
              headline(ratio_rows, target, baseline_capped(rows)), "",
              f"**Training budget (one rule for every run).** {rule} The helpers' model is "
@@ -270,13 +285,15 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
              "Means over seeds, 95% intervals in brackets, the best of each column in bold; "
              "details below.", "", *glance(rows), "",
              f"## {target} test results (mean over seeds)", "",
-             "CER with a 95% interval (bootstrap over seeds and test utterances), toned-pinyin "
-             "syllable error rate, the share of test characters never seen in that point's "
-             "training text, helper WER on the helpers' test sets. Rates in %.", ""]
-    header = ["strategy", "hours", "CER", "95% CI", "pinyin SER", "unseen chars",
+             "CER with a 95% interval (bootstrap over seeds and test utterances)"
+             + "".join(f", {metric_description(m, target)}" for m in own)
+             + ", the share of test characters never seen in that point's training text, "
+             "helper WER on the helpers' test sets. Rates in %.", ""]
+    header = ["strategy", "hours", "CER", "95% CI", *[m.upper() for m in own], "unseen chars",
               *[f"{h} WER" for h in helpers], "stopped at step", "train s"]
     lines += _table(header, [[r["strategy"], f"{r['hours']:g}", _pct(r["cer"]),
-                              f"{_pct(r['cer_lo'])}-{_pct(r['cer_hi'])}", _pct(r["ser"]),
+                              f"{_pct(r['cer_lo'])}-{_pct(r['cer_hi'])}",
+                              *[_pct(r["own"][m]) for m in own],
                               _pct(r["unseen_char_rate"]), *[_pct(r[f"{h}_wer"]) for h in helpers],
                               ", ".join(f"{s}{'*' if cap else ''}"
                                         for s, cap in zip(r["steps"], r["hit_cap"], strict=True)),
@@ -314,12 +331,13 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
                           else f"{100 * f['max_abs_change']:.2f}"] for f in table])
         lines += [""]
     lines += ["## Every run", ""]
-    lines += _table(["strategy", "hours", "seed", "CER", "95% CI", "SER", "parameters",
+    lines += _table(["strategy", "hours", "seed", "CER", "95% CI", *[m.upper() for m in own],
+                     "parameters",
                      "trainable", "steps", "best step", "train s", "run"],
                     [[r["strategy"], "-" if r["target_hours"] is None else f"{r['target_hours']:g}",
                       str(r["seed"]), _pct(r["cer"]),
                       "-" if r["cer"] is None else f"{_pct(r['cer_ci_low'])}-{_pct(r['cer_ci_high'])}",
-                      _pct(r["pinyin_ser"]), f"{r['parameters']:,}", f"{r['trainable_parameters']:,}",
+                      *[_pct(r[f"{target}_{m}"]) for m in own], f"{r['parameters']:,}", f"{r['trainable_parameters']:,}",
                       str(r["steps"]), str(r["best_step"]), f"{r['train_seconds']:.0f}",
                       f"`{Path(r['run_dir']).name}`"] for r in per_run])
     t = facts["target"]
@@ -371,7 +389,7 @@ def plot(rows: list[dict], path: Path, target: str) -> None:
     plt.close(fig)
 
 
-def write_report(exp, root: Path, results: list[dict], facts: dict, rule: str) -> dict:
+def write_report(exp, root: Path, results: list[RunResult], facts: dict, rule: str) -> dict:
     """results.csv, results.md, cer_vs_hours.png and report.json in `root`; returns the numbers."""
     target, helpers = exp.target.locale, list(exp.helpers.locales)
     rows = aggregate(results, target, helpers)

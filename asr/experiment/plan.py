@@ -1,0 +1,150 @@
+"""Planning the transfer experiment: every run of the grid as a Job, with its run config, its
+data directory and a key that hashes everything that determines it.
+
+A run lives in runs/<strategy>-h<hours>-s<seed>-<key>/, so a rerun skips finished runs,
+resumes interrupted ones and never reuses a result made under another config. The helpers'
+model of each seed (the pretraining) is planned first; runs that start from it wait for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+
+from asr.config import RunConfig, load_run_config, run_config_to_dict
+from asr.experiment.config import ExperimentConfig
+from asr.experiment.data import data_digest, point_dir
+from asr.experiment.strategies import PRETRAIN, STRATEGIES, Strategy, strategy
+
+EXPERIMENT_FORMAT = 3  # bump when a code change changes what a run computes (3: the seams issue)
+CODE_PACKAGES = ("polyglot-asr", "torch", "numpy", "sentencepiece", "jiwer")  # in every run key
+
+
+def run_config(exp: ExperimentConfig, strategy: str, seed: int) -> RunConfig:
+    """The run config of one run: base + overrides + seed + the budget rule."""
+    b = exp.budget
+    helpers, target = list(exp.helpers.locales), exp.target.locale
+    if strategy == PRETRAIN:
+        metric, languages, own = "mean_cer", helpers, ()
+    else:
+        s = STRATEGIES[strategy]
+        metric, languages, own = f"{target}_cer", s.languages(helpers, target), s.overrides
+    k = len(languages) if b.per_language else 1
+    overrides = [*exp.run.overrides, f"train.seed={seed}", f"train.max_steps={k * b.max_steps}",
+                 f"train.valid_every={k * b.valid_every}", f"train.patience={b.patience}",
+                 f"train.min_steps={k * b.min_steps}",
+                 f"train.select_metric={metric}"]
+    overrides += own
+    if strategy in exp.grid.per_strategy:
+        overrides += exp.grid.per_strategy[strategy].overrides
+    return load_run_config(exp.run.base, overrides)
+
+
+def budget_rule(exp: ExperimentConfig) -> str:
+    b = exp.budget
+    per = " per language trained" if b.per_language else ""
+    least = f"at least {b.min_steps} updates{per} and then " if b.min_steps else ""
+    scaled = (" Counts are per language: a run on L languages (the helpers' pretraining, joint "
+              "runs) gets L times as many updates, so with uniform language sampling "
+              "(data.alpha=0) every language's output head gets about as many updates as the "
+              f"{exp.target.locale} head of a target-only run."
+              if b.per_language else "")
+    return (f"Every run, the helpers' pretraining included, trains {least}until its selection "
+            f"metric ({exp.target.locale} dev CER, on speakers absent from training; the helpers' "
+            f"mean dev CER for the pretraining) has not improved for {b.patience} validations "
+            f"{b.valid_every} updates{per} apart, or until {b.max_steps} updates{per}, whichever "
+            "comes first, with the same learning-rate schedule; the best validated checkpoint (or "
+            "the average of the last ones, if better on dev) is scored." + scaled + " Why this "
+            "is fair: each strategy trains for as long as it still improves on the same held-out "
+            "dev set, checked equally often, so none is cut short by a budget tuned to another, "
+            "and the cap is one number for all." + _own_settings(exp))
+
+
+def _own_settings(exp: ExperimentConfig) -> str:
+    own = [f"{s}: {', '.join(g.overrides)}" for s, g in exp.grid.per_strategy.items() if g.overrides]
+    return f" Strategy-specific settings: {'; '.join(own)}." if own else ""
+
+
+def code_versions() -> dict[str, str]:
+    out = {}
+    for name in CODE_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def package_versions() -> list[str]:
+    """Every installed distribution as `name==version`, sorted (a pip freeze without pip)."""
+    seen = {}
+    for d in metadata.distributions():
+        name = d.metadata["Name"]
+        if name:
+            seen[name.lower()] = f"{name}=={d.version}"
+    return [seen[k] for k in sorted(seen)]
+
+
+# ---- runs ---------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Job:
+    """One training run of the grid (or the helpers' pretraining for a seed)."""
+
+    strategy: str  # a name in strategies.STRATEGIES, or PRETRAIN
+    seed: int
+    hours: float | None
+    cfg: RunConfig
+    data_dir: Path
+    locales: list[str]  # languages it trains on
+    eval_locales: list[str]  # languages whose test sets it is scored on
+    pretrain: Job | None = None  # the helpers' model it starts from
+    key: str = ""
+    run_dir: Path = Path()
+
+    @property
+    def record(self) -> Strategy | None:
+        """The strategy's record; None for the helpers' pretraining."""
+        return None if self.strategy == PRETRAIN else STRATEGIES[self.strategy]
+
+    @property
+    def label(self) -> str:
+        if self.strategy == PRETRAIN:
+            return f"pretrain helpers seed {self.seed}"
+        return f"{self.strategy} {self.hours:g} h seed {self.seed}"
+
+
+def plan_jobs(exp: ExperimentConfig, root: Path) -> list[Job]:
+    """Every run of the grid, keyed by everything that determines it, pretraining first."""
+    tgt, helpers = exp.target.locale, list(exp.helpers.locales)
+    data, versions = root / "data", code_versions()
+    jobs, pretrains = [], {}
+
+    def keyed(job: Job) -> Job:
+        material = {"format": EXPERIMENT_FORMAT, "strategy": job.strategy, "seed": job.seed,
+                    "hours": job.hours, "locales": job.locales, "config": run_config_to_dict(job.cfg),
+                    "data": data_digest(job.data_dir, sorted(set(job.locales + job.eval_locales))),
+                    "pretrain": job.pretrain.key if job.pretrain else None, "versions": versions}
+        job.key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
+        name = PRETRAIN if job.hours is None else f"{job.strategy}-h{job.hours:g}"
+        job.run_dir = root / "runs" / f"{name}-s{job.seed}-{job.key}"
+        return job
+
+    # the helpers' model: the start of some strategies, the "before" of every forgetting row
+    others = [s for s in exp.grid.strategies if STRATEGIES[s].scored_on_helpers]
+    for seed in sorted({seed for s in others for seed in exp.seeds_for(s)}):
+        pretrains[seed] = keyed(Job(PRETRAIN, seed, None, run_config(exp, PRETRAIN, seed),
+                                    data / "helpers", helpers, helpers))
+        jobs.append(pretrains[seed])
+    for seed, h in exp.points():
+        for name in exp.grid.strategies:
+            s = strategy(name)
+            if seed in exp.seeds_for(name) and h in exp.hours_for(name):
+                point = point_dir(data, seed, h, shuffled=s.helper_text == "shuffled")
+                evals = [tgt, *helpers] if s.scored_on_helpers else [tgt]
+                jobs.append(keyed(Job(name, seed, h, run_config(exp, name, seed), point,
+                                      s.languages(helpers, tgt), evals,
+                                      pretrains[seed] if s.needs_helpers_model else None)))
+    return jobs

@@ -1,0 +1,68 @@
+"""A finished run of the experiment, typed: what runs.py writes to result.json and the report
+reads. Reading goes through asr.config.from_dict, so a missing or mistyped field is an error
+naming it, never a KeyError deep in the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from asr.config import from_dict, to_dict
+from asr.fileio import write_json
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    rate: float  # errors per reference unit
+    ci95: tuple[float, float]  # percentile bootstrap over test utterances
+
+
+@dataclasses.dataclass(frozen=True)
+class TestScores:
+    """One language's test set scored by one run."""
+
+    utterances: int
+    # "cer" and "wer" always, plus the language's own, e.g. "ser" (toned pinyin) for zh-CN
+    metrics: dict[str, Metric]
+    # CER per utterance, aligned by id, for intervals pooled over seeds in the report
+    ids: tuple[str, ...]
+    errors: tuple[int, ...]
+    units: tuple[int, ...]
+
+    def rate(self, metric: str) -> float | None:
+        m = self.metrics.get(metric)
+        return None if m is None else m.rate
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    key: str  # the run key of plan.py: the result belongs to exactly this config
+    strategy: str  # a strategy name, or PRETRAIN
+    seed: int
+    hours: float | None  # target hours asked for; None for the helpers' pretraining
+    actual_hours: float | None  # target hours the subset holds
+    unseen_char_rate: float | None  # share of test characters never seen in training text
+    test: dict[str, TestScores]  # per language scored
+    parameters: int
+    trainable_parameters: int
+    train_seconds: float  # wall time over all sessions of the run
+    steps: int  # updates trained
+    best_step: int
+    stopped_early: bool  # False: stopped by the update cap
+    max_steps: int  # the cap
+    run_dir: str
+    pretrain: str | None  # the helpers' model it started from
+
+    @property
+    def hit_cap(self) -> bool:
+        """Stopped by the update cap, not by early stopping: possibly not converged."""
+        return not self.stopped_early
+
+    def save(self, path: Path) -> None:
+        write_json(path, to_dict(self))
+
+    @classmethod
+    def load(cls, path: Path) -> RunResult:
+        return from_dict(cls, json.loads(Path(path).read_text()), prefix=f"{path}: ")

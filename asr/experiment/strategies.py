@@ -1,0 +1,98 @@
+"""The strategies of the transfer experiment: one frozen record each, in one table.
+
+A strategy's whole meaning lives in its record: how its model starts, what is frozen, which
+data it trains on, which run-config settings are its own, and how the report treats it. The
+planner, the run executor and the report read these fields; no code matches a strategy by its
+name, so a new strategy is one new row here.
+
+    start        "scratch"        a fresh model (torch.manual_seed(train.seed))
+                 "helpers_model"  the helpers' pretrained model of the same seed, fine-tuned
+                                  with a new head for the target (Trainer init)
+                 "helpers_column" the helpers' model as a frozen column, a new column for the
+                                  target with lateral adapters (Trainer base)
+    freeze       parameter-name prefixes frozen on top of what `start` freezes
+                 ("encoder" = everything but the heads); a progressive column's earlier
+                 columns are always frozen
+    with_helpers the helpers' training data is in the run (joint training)
+    helper_text  "true" or "shuffled": the helpers' transcripts permuted among utterances of
+                 similar length (same audio, broken supervision)
+    overrides    run-config settings of its own (`section.key=value`, after run.overrides)
+    role         "baseline"  the target-only curve every ratio is read from
+                 "transfer"  a way to use the helpers: a candidate for the headline
+                 "control"   an ablation that separates transfer from its side effects; shown,
+                             never the headline
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+Start = typing.Literal["scratch", "helpers_model", "helpers_column"]
+Role = typing.Literal["baseline", "transfer", "control"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    name: str
+    summary: str  # one line, for the docs and the report
+    start: Start = "scratch"
+    freeze: tuple[str, ...] = ()
+    with_helpers: bool = False
+    helper_text: typing.Literal["true", "shuffled"] = "true"
+    overrides: tuple[str, ...] = ()
+    role: Role = "transfer"
+
+    @property
+    def needs_helpers_model(self) -> bool:
+        """Starts from the helpers' pretrained model, so waits for it."""
+        return self.start != "scratch"
+
+    @property
+    def scored_on_helpers(self) -> bool:
+        """Its model knows the helper languages, so their test sets measure forgetting."""
+        return self.with_helpers or self.start != "scratch"
+
+    def languages(self, helpers: list[str], target: str) -> list[str]:
+        """The languages the run trains on."""
+        return [*helpers, target] if self.with_helpers else [target]
+
+
+TABLE = (
+    Strategy("target_only", "the target language alone", role="baseline"),
+    Strategy("joint", "helpers + target in one model, languages drawn p ∝ hours^alpha",
+             with_helpers=True),
+    Strategy("joint_shuffled", "as joint, with the helpers' transcripts shuffled among "
+             "utterances of similar length (does transfer need correct supervision?)",
+             with_helpers=True, helper_text="shuffled", role="control"),
+    Strategy("finetune", "the helpers' model fine-tuned on the target with a new head",
+             start="helpers_model"),
+    Strategy("progressive", "the helpers' model as a frozen column, a new column for the "
+             "target with lateral adapters", start="helpers_column"),
+    Strategy("progressive_copy", "as progressive, the new column starting as a copy of the "
+             "helpers' column", start="helpers_column", overrides=("progressive.init=copy",)),
+    Strategy("progressive_nolateral", "as progressive without lateral adapters (the new "
+             "column trained alone)", start="helpers_column",
+             overrides=("progressive.adapter_blocks=[]",), role="control"),
+)
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in TABLE}
+NAMES = tuple(STRATEGIES)  # the table's order is the report's order
+PRETRAIN = "pretrain"  # the helpers' model of a seed: a run of the plan, not a strategy
+
+
+def strategy(name: str) -> Strategy:
+    """The record of `name`; an unknown name is an error listing the known ones."""
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(NAMES)}") from None
+
+
+def rank(name: str) -> int:
+    """Position in the table (the pretraining first), for ordering rows."""
+    return NAMES.index(name) if name in STRATEGIES else -1
+
+
+def describe() -> str:
+    """The table as text lines `name: summary`, for --help and docs."""
+    return "\n".join(f"    {s.name:<22} {s.summary}" for s in TABLE)
