@@ -31,6 +31,14 @@ def parse_hours(spec: str | None) -> dict[str, float]:
     return hours
 
 
+def parse_unit_choice(item: str) -> tuple[str, str]:
+    """'zh-CN=pinyin' -> ('zh-CN', 'pinyin'): one --units-for value."""
+    locale, sep, kind = item.partition("=")
+    if not sep or not locale.strip() or not kind.strip():
+        raise argparse.ArgumentTypeError(f"bad --units-for {item!r}: expected LOCALE=KIND, e.g. zh-CN=pinyin")
+    return locale.strip(), kind.strip()
+
+
 def parse_locales(spec: str) -> list[str]:
     return [x.strip() for x in spec.split(",") if x.strip()]
 
@@ -103,11 +111,15 @@ def add_prepare(sub) -> None:
     p.add_argument("--vocab-size", type=int, default=256,
                    help="subword vocabulary size with --units unigram or bpe")
     p.add_argument("--units", choices=("char", "unigram", "bpe"), default="char",
-                   help="output units of alphabetic languages: characters (measured to leave "
-                   "CTC's all-blank plateau several times sooner on a few hours of speech), or "
-                   "sentencepiece subwords (for tens of hours and more)")
-    p.add_argument("--zh-units", choices=("char", "pinyin"), default="char",
-                   help="zh-CN output units: characters, or toned pinyin syllables")
+                   help="output units of spaced (alphabetic) languages: characters (measured to "
+                   "leave CTC's all-blank plateau several times sooner on a few hours of speech), "
+                   "or sentencepiece subwords (for tens of hours and more); languages written "
+                   "without spaces (zh-CN, ja, th) use characters")
+    p.add_argument("--units-for", type=parse_unit_choice, action="append", default=[],
+                   metavar="LOCALE=KIND",
+                   help="output units of one locale, overriding the above (repeatable): char, "
+                   "unigram, bpe, or the language's romanised units, e.g. zh-CN=pinyin for "
+                   "toned pinyin syllables")
     p.add_argument("--workers", type=int, default=2, help="feature-extraction processes")
     p.add_argument("--no-features", action="store_true",
                    help="skip the feature cache (release folders only)")
@@ -138,8 +150,8 @@ def run_prepare(args) -> int:
         args.out,
         locales=locales,
         vocab_size=args.vocab_size,
-        zh_units=args.zh_units,
         units=args.units,
+        units_for=dict(args.units_for),
         workers=args.workers,
         features=not args.no_features,
     )

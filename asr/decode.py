@@ -1,7 +1,7 @@
 """CTC decoding: log-probabilities (T, V) -> token ids (and the frame of each), kept out of the model.
 
 Two searches:
-  greedy      best path: argmax per frame, repeats merged, blanks removed (`greedy_ids`);
+  greedy      best path: argmax per frame, repeats merged, blanks removed (`greedy_hypotheses`);
   beam        CTC prefix beam search, optionally with shallow fusion of an n-gram LM:
               score = log p_ctc + lm_weight * log10 p_lm + word_score * words.
 
@@ -14,10 +14,11 @@ from source. flashlight-text publishes wheels for CPython 3.6-3.12; elsewhere gr
 still works and beam search raises an error saying what to install.
 
 How an LM is used depends on its symbols (asr/lm.py, `lm_unit_of`):
-  - a *word* LM (default for European locales): flashlight's lexicon decoder walks a trie of
+  - a *word* LM (default for spaced languages): flashlight's lexicon decoder walks a trie of
     the LM's words, each spelled with the tokenizer, and scores a word when its last piece is
     emitted. Output words are then limited to the LM's vocabulary, as in wav2letter.
-  - a *token* LM over the tokenizer's own units (zh-CN characters or syllables; subword
+  - a *token* LM over the tokenizer's own units (characters or syllables of a language
+    without word breaks, such as zh-CN; subword
     pieces with `asr lm --unit token`): the lexicon-free decoder, so any unit sequence stays
     reachable. flashlight has no per-token bonus there, so `word_score` is added to every
     non-blank log-probability instead.
@@ -35,22 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-BLANK_ID = 0
-
-
-def greedy_ids(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
-    """Best path per utterance: argmax per frame, repeats merged, blanks removed.
-
-    log_probs: (B, T, V); lengths: (B,) valid frames per utterance.
-    """
-    best = log_probs.argmax(dim=-1).cpu()  # (B, T)
-    out = []
-    for row, n in zip(best, lengths.tolist(), strict=True):
-        row = row[:n]
-        keep = torch.ones_like(row, dtype=torch.bool)
-        keep[1:] = row[1:] != row[:-1]
-        out.append(row[keep & (row != BLANK_ID)].tolist())
-    return out
+from asr.tokenizer import BLANK_ID, UNK_ID
 
 
 @dataclass(frozen=True)
@@ -86,18 +72,21 @@ class Hypothesis:
 
 
 def collapse_path(path: np.ndarray | list[int]) -> tuple[list[int], list[int]]:
-    """A per-frame token path (T,) -> (ids, first frame of each): CTC's many-to-one map."""
-    ids, frames, prev = [], [], BLANK_ID
-    for t, tok in enumerate(int(x) for x in path):
-        if tok != BLANK_ID and tok != prev:
-            ids.append(tok)
-            frames.append(t)
-        prev = tok
-    return ids, frames
+    """A per-frame token path (T,) -> (ids, first frame of each): CTC's many-to-one map
+    (repeats merged, then blanks removed)."""
+    path = np.asarray(path, dtype=np.int64).reshape(-1)  # (T,)
+    keep = path != BLANK_ID  # (T,)
+    keep[1:] &= path[1:] != path[:-1]  # a token starts where it differs from the frame before
+    frames = np.flatnonzero(keep)
+    return path[frames].tolist(), frames.tolist()
 
 
 def greedy_hypotheses(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
-    """log_probs (B, T, V), lengths (B,) -> best path hypotheses with token frames."""
+    """Greedy (best path) decoding, the only one: argmax per frame, `collapse_path`.
+
+    log_probs (B, T, V), lengths (B,) valid frames -> one hypothesis per utterance, with the
+    frame where each token starts and the summed best log-probability as its score.
+    """
     best = log_probs.argmax(dim=-1).cpu().numpy()  # (B, T)
     top = log_probs.max(dim=-1).values.float().cpu().numpy()  # (B, T)
     out = []
@@ -192,11 +181,11 @@ class BeamSearchDecoder:
     def _spellings(self, word: str) -> list[list[int]]:
         """Token spellings of an LM word; none if a unit of it is unknown to the tokenizer."""
         ids = self.tokenizer.encode(word)
-        if not ids or 1 in ids:  # 1 = <unk>: the head cannot emit this word
+        if not ids or UNK_ID in ids:  # the head cannot emit this word
             return []
         spellings = [ids]
         space = self.tokenizer.piece_to_id(" ")
-        if self.tokenizer.kind == "char" and space != 1:
+        if self.tokenizer.kind == "char" and space != UNK_ID:
             spellings.append([space, *ids])  # char tokenizers mark word breaks with a space unit
         return spellings
 

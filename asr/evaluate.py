@@ -1,9 +1,11 @@
 """Scoring a model on prepared splits, per language.
 
 Two users: training's validation (`validate`, greedy, on the feature cache, lean) and
-`asr evaluate` (`evaluate_model`): greedy or beam (+LM) decoding of a split, WER and CER with
-jiwer on normalised text, bootstrap 95% intervals, S/D/I counts, hours, the worst utterances,
-as JSON and Markdown. zh-CN is judged by CER; its WER is shown but marked not meaningful.
+`asr evaluate` (`evaluate_model`): greedy or beam (+LM) decoding of a split, every error rate
+of the language (asr.metrics.score_texts: CER, WER, and e.g. pinyin SER for zh-CN) on
+normalised text, bootstrap 95% intervals, S/D/I counts, hours, the worst utterances, as JSON
+and Markdown. A language without word breaks (zh-CN) is judged by CER; its WER is shown but
+marked not meaningful (the language table, asr/languages.py, says which).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from tqdm import tqdm
 
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.data import LanguageData, collate, eval_batches, make_buckets
-from asr.decode import DecodeConfig, Decoder, greedy_ids
+from asr.decode import DecodeConfig, Decoder, greedy_hypotheses
 from asr.device import eval_batch_frames
 from asr.features import FeatureStats, log_mel, num_frames
 from asr.fileio import read_jsonl
-from asr.metrics import char_errors, word_errors
+from asr.languages import language
+from asr.metrics import BOOTSTRAP_RESAMPLES, score_texts
 from asr.model.encoder import MIN_INPUT_FRAMES
 from asr.tokenizer import Tokenizer
 
@@ -38,19 +41,22 @@ def transcribe_split(model, data: LanguageData, tokenizer: Tokenizer, stats: Fea
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                             enabled=autocast_dtype is not None):
             out = model(batch.feats, batch.feat_lens, locale=data.locale)
-        for i, ids in zip(indices.tolist(), greedy_ids(out["log_probs"], out["out_lens"]), strict=True):
-            results[i] = tokenizer.decode(ids)
+        hyps = greedy_hypotheses(out["log_probs"], out["out_lens"])
+        for i, hyp in zip(indices.tolist(), hyps, strict=True):
+            results[i] = tokenizer.decode(hyp.ids)
     model.train(was_training)
     return [(r["id"], r["norm_text"], results[i]) for i, r in enumerate(data.records)]
 
 
-def score(triples: list[tuple[str, str, str]]) -> dict:
-    """{'cer', 'wer', 'utterances', ...} for [(id, reference, hypothesis)]."""
+def score(triples: list[tuple[str, str, str]], locale: str) -> dict:
+    """{'cer', 'wer', 'utterances', 'ref_chars', 'ref_words'} for [(id, reference, hypothesis)]
+    of `locale`: `score_texts` without intervals or romanised rates, cheap enough for every
+    validation."""
     refs = [t[1] for t in triples]
     hyps = [t[2] for t in triples]
-    c, w = char_errors(refs, hyps), word_errors(refs, hyps)
-    return {"cer": c.rate, "wer": w.rate, "utterances": len(triples),
-            "ref_chars": c.reference_units, "ref_words": w.reference_units}
+    s = score_texts(refs, hyps, locale, intervals=False, metrics=("cer", "wer"))
+    return {"cer": s["cer"]["rate"], "wer": s["wer"]["rate"], "utterances": len(triples),
+            "ref_chars": s["cer"]["reference_units"], "ref_words": s["wer"]["reference_units"]}
 
 
 def validate(model, datasets: dict[str, LanguageData], tokenizers: dict[str, Tokenizer],
@@ -59,7 +65,7 @@ def validate(model, datasets: dict[str, LanguageData], tokenizers: dict[str, Tok
     """Per-language dev scores, plus `mean` over languages."""
     scores = {
         loc: score(transcribe_split(model, data, tokenizers[loc], stats, device,
-                                    autocast_dtype=autocast_dtype))
+                                    autocast_dtype=autocast_dtype), loc)
         for loc, data in datasets.items()
     }
     if scores:
@@ -90,64 +96,35 @@ def format_scores(scores: dict[str, dict], step: int | None = None) -> str:
 # (+LM) decoding, error counts, bootstrap intervals, the worst utterances. Training's
 # validation above stays greedy and lean.
 
-PRIMARY_METRIC = {"zh-CN": "cer"}  # others: wer. Chinese has no word breaks in references.
-BOOTSTRAP_RESAMPLES = 1000
 WORST_SHOWN = 10
 
 
-def utterance_errors(refs: list[str], hyps: list[str], unit: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per utterance (errors, reference units) as int arrays (N,), unit "word" or "char"."""
-    count = word_errors if unit == "word" else char_errors
-    pairs = [count([r], [h]) for r, h in zip(refs, hyps, strict=True)]
-    return (np.array([c.errors for c in pairs], dtype=np.int64),
-            np.array([c.reference_units for c in pairs], dtype=np.int64))
-
-
-def bootstrap_ci(errors: np.ndarray, units: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
-                 seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of a corpus error rate sum(errors) / sum(units).
-
-    Utterances (not words) are resampled with replacement, since errors within an utterance
-    are correlated (Bisani & Ney 2004). errors, units: (N,). Seeded: the same input gives the
-    same interval.
-    """
-    n = len(errors)
-    if n == 0:
-        return (0.0, 0.0)
-    rng = np.random.default_rng(seed)
-    rates = []
-    for start in range(0, resamples, 100):  # chunks bound memory at 100 x N indices
-        idx = rng.integers(0, n, size=(min(100, resamples - start), n))  # (R, N)
-        rates.append(errors[idx].sum(axis=1) / np.maximum(units[idx].sum(axis=1), 1))
-    rates = np.concatenate(rates)
-    alpha = (1.0 - level) / 2
-    return float(np.quantile(rates, alpha)), float(np.quantile(rates, 1 - alpha))
-
-
 def metric_report(refs: list[str], hyps: list[str], unit: str, seed: int = 0) -> dict:
-    """Rate, 95% interval, S/D/I/hits of one metric (unit "word" -> WER, "char" -> CER)."""
-    counts = (word_errors if unit == "word" else char_errors)(refs, hyps)
-    errs, units = utterance_errors(refs, hyps, unit)
-    lo, hi = bootstrap_ci(errs, units, seed=seed)
-    return counts.to_dict() | {"reference_units": counts.reference_units, "ci95": [lo, hi],
-                               "per_utterance_errors": errs, "per_utterance_units": units}
+    """Deprecated: `score_texts` entry of one metric, unit "word" (WER) or "char" (CER).
+
+    Kept only until asr/experiment_runs.py calls `score_texts`; any locale with both metrics
+    gives the same numbers ("en" here), and romanised text is scored as words.
+    """
+    entry = score_texts(refs, hyps, "en", seed=seed, metrics=("wer" if unit == "word" else "cer",))
+    return next(iter(entry.values()))
 
 
 def score_locale(locale: str, rows: list[dict], seed: int = 0) -> dict:
-    """rows [{id, reference, hypothesis, duration}] -> the report of one language."""
+    """rows [{id, reference, hypothesis, duration}] -> the report of one language: every
+    metric of `score_texts` (per-utterance lists dropped), its primary metric, the worst
+    utterances by that metric."""
     refs = [r["reference"] for r in rows]
     hyps = [r["hypothesis"] for r in rows]
+    primary = language(locale).primary_metric
     report = {"locale": locale, "utterances": len(rows),
               "hours": sum(r.get("duration", 0.0) for r in rows) / 3600,
-              "primary_metric": PRIMARY_METRIC.get(locale, "wer")}
-    for name, unit in (("wer", "word"), ("cer", "char")):
-        report[name] = metric_report(refs, hyps, unit, seed=seed)
-    report["wer"]["meaningful"] = locale != "zh-CN"  # no word segmentation in zh-CN text
-    primary = report[report["primary_metric"]]
-    errs, units = primary.pop("per_utterance_errors"), primary.pop("per_utterance_units")
-    for name in ("wer", "cer"):
-        report[name].pop("per_utterance_errors", None)
-        report[name].pop("per_utterance_units", None)
+              "primary_metric": primary}
+    metrics = score_texts(refs, hyps, locale, seed=seed)
+    errs, units = metrics[primary]["per_utterance_errors"], metrics[primary]["per_utterance_units"]
+    for name, entry in metrics.items():
+        entry.pop("per_utterance_errors")
+        entry.pop("per_utterance_units")
+        report[name] = entry
     order = sorted(range(len(rows)), key=lambda i: (-errs[i], -errs[i] / max(units[i], 1), rows[i]["id"]))
     report["worst"] = [{"id": rows[i]["id"], "errors": int(errs[i]),
                         "rate": float(errs[i] / max(units[i], 1)), "reference": refs[i],
@@ -293,8 +270,10 @@ def format_report(report: dict) -> str:
     if any(r.get("lid_accuracy") is not None for r in report["languages"].values()):
         lines += ["", "Language ID: % of utterances whose pooled language-ID head picks the right "
                   f"language among {len(report['model_languages'])} ({', '.join(report['model_languages'])})."]
-    if any(not r["wer"]["meaningful"] for r in report["languages"].values()):
-        lines += ["", "\\* WER is not meaningful for zh-CN (no word segmentation): judge it by CER."]
+    unsegmented = [loc for loc, r in report["languages"].items() if not r["wer"]["meaningful"]]
+    if unsegmented:
+        lines += ["", f"\\* WER is not meaningful for {', '.join(unsegmented)} (no word "
+                  "segmentation): judge it by CER."]
     for loc, r in report["languages"].items():
         lines += ["", f"## {loc}: worst utterances by {r['primary_metric'].upper()} errors", "",
                   "| id | errors | reference | hypothesis |", "|---|---|---|---|"]

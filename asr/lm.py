@@ -1,11 +1,12 @@
 """N-gram language models for shallow fusion: build an ARPA file from training text, read one.
 
-Units. European locales with subword tokenizers get a *word* LM by default (the decoder
-spells each LM word with the tokenizer and scores whole words, but can then only output LM
-words). Tokenizers whose units are characters or syllables (zh-CN `char`/`pinyin`) get a
-*token* LM over exactly the tokenizer's units, so every unit the CTC head can emit is an LM
-symbol: a Chinese word LM would need a word segmenter that the references do not have.
-`unit="token"` gives European locales an open-vocabulary LM over subword pieces as well.
+Units. Spaced languages (asr/languages.py `word_separator`) get a *word* LM by default (the
+decoder spells each LM word with the tokenizer and scores whole words, but can then only
+output LM words). Languages written without word breaks (zh-CN, ja, th), and romanised units
+(zh-CN `pinyin`), get a *token* LM over exactly the tokenizer's units, so every unit the CTC
+head can emit is an LM symbol: a Chinese word LM would need a word segmenter that the
+references do not have. `unit="token"` gives spaced languages an open-vocabulary LM over
+subword pieces as well.
 The decoder tells the two apart by the LM's vocabulary (`lm_unit_of`).
 
 Smoothing. Interpolated Kneser-Ney (Chen & Goodman 1998) with one absolute discount per
@@ -32,15 +33,17 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from asr.fileio import atomic_write
+from asr.languages import language
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
-TOKEN_LM_KINDS = ("char", "pinyin")  # tokenizer kinds whose LM is over the tokenizer's units
 NO_PROB = -99.0  # ARPA's log10 probability of <s>, which is never predicted
 
 
 def default_unit(tokenizer) -> str:
-    """"token" for zh-CN char/pinyin tokenizers, "word" otherwise."""
-    return "token" if tokenizer.kind in TOKEN_LM_KINDS and tokenizer.locale == "zh-CN" else "word"
+    """"token" for a language without word breaks or a romanised tokenizer, "word" otherwise."""
+    lang = language(tokenizer.locale)
+    romanised = lang.romanisation is not None and tokenizer.kind == lang.romanisation.kind
+    return "token" if romanised or not lang.word_separator else "word"
 
 
 def lm_units(text: str, tokenizer, unit: str = "auto") -> list[str]:
@@ -157,7 +160,7 @@ def build_lm(texts: Iterable[str], tokenizer, out_path: str | os.PathLike, order
 
 def lm_unit_of(path: str | os.PathLike, tokenizer) -> str:
     """"token" when the LM's symbols are the tokenizer's units (lexicon-free decoding), else
-    "word". Judged from the vocabulary, so a subword-piece LM works for European locales too;
+    "word". Judged from the vocabulary, so a subword-piece LM works for spaced languages too;
     a KenLM binary without a word list is taken to be of the tokenizer's default unit."""
     try:
         vocab = read_vocabulary(path)

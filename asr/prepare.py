@@ -15,6 +15,7 @@ from pathlib import Path
 from asr.feature_cache import build_cache
 from asr.features import FeatureConfig
 from asr.fileio import is_done, mark_done, read_jsonl
+from asr.languages import resolve_units
 from asr.tokenizer import Tokenizer, train_tokenizer, unseen_rate
 
 SPLITS = ("train", "dev", "test")
@@ -34,12 +35,17 @@ def feature_dir(data_dir: str | Path, locale: str, split: str) -> Path:
     return Path(data_dir) / locale / "feats" / split
 
 
-def prepare_tokenizer(data_dir: Path, locale: str, vocab_size: int, zh_units: str,
-                      units: str = "char") -> Tokenizer:
-    """Train (or reuse) the tokenizer of `locale` on its training transcripts: `units` (char,
-    unigram, bpe; `vocab_size` for the last two) for alphabetic languages, `zh_units` for zh-CN."""
+def prepare_tokenizer(data_dir: Path, locale: str, vocab_size: int, units: str = "char",
+                      units_for: dict[str, str] | None = None) -> Tokenizer:
+    """Train (or reuse) the tokenizer of `locale` on its training transcripts.
+
+    Its kind is `asr.languages.resolve_units(locale, units, units_for)`: the `units_for` entry
+    of the locale (e.g. {"zh-CN": "pinyin"}), else `units` (char, unigram, bpe) for a spaced
+    language, else the language's default (char). `vocab_size` applies to unigram and bpe.
+    """
+    data_dir = Path(data_dir)
     train = data_dir / locale / "train.jsonl"
-    kind = zh_units if locale == "zh-CN" else units
+    kind = resolve_units(locale, units, units_for)
     key = _digest(train, {"kind": kind, "vocab_size": vocab_size})
     path = tokenizer_path(data_dir, locale)
     stage_dir = data_dir / locale
@@ -59,19 +65,24 @@ def prepare_data(
     data_dir: str | Path,
     locales: list[str],
     vocab_size: int = 256,
-    zh_units: str = "char",
-    workers: int = 2,
     units: str = "char",
+    units_for: dict[str, str] | None = None,
+    workers: int = 2,
     features: bool = True,
     feature_config: FeatureConfig | None = None,
     progress: bool = True,
 ) -> dict:
-    """Tokenizers and feature caches for `locales`; returns rows per (locale, split) and a table."""
+    """Tokenizers and feature caches for `locales`; returns rows per (locale, split) and a table.
+
+    Units as in `prepare_tokenizer`; they are checked for every locale before any work starts.
+    """
     data_dir = Path(data_dir)
     feature_config = feature_config or FeatureConfig()
+    for locale in locales:
+        resolve_units(locale, units, units_for)  # a misspelt kind fails now, not hours later
     rows = []
     for locale in locales:
-        tok = prepare_tokenizer(data_dir, locale, vocab_size, zh_units, units)
+        tok = prepare_tokenizer(data_dir, locale, vocab_size, units=units, units_for=units_for)
         for split in SPLITS:
             manifest = data_dir / locale / f"{split}.jsonl"
             if not manifest.exists():

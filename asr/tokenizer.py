@@ -4,12 +4,15 @@ Every tokenizer, whatever its kind, follows one id convention shared with the mo
 id 0 is the CTC blank (piece "<blank>", never produced by `encode`), id 1 is "<unk>", ids
 2..V-1 are units. Kinds:
 
-  unigram / bpe  sentencepiece subword model trained in memory (default for European locales);
-  char           one unit per character seen in training (default for zh-CN; for European
-                 text the space is a unit too, so words survive the round trip);
-  pinyin         zh-CN only: one unit per toned syllable (pypinyin TONE3, neutral tone 5), so
-                 acoustic transfer can be measured apart from character coverage. Latin
-                 letters and digits become one unit per character.
+  unigram / bpe  sentencepiece subword model trained in memory (default for spaced languages);
+  char           one unit per character seen in training (default for unspaced languages such
+                 as zh-CN; in spaced text the space is a unit too, so words survive the round
+                 trip);
+  pinyin         a romanisation (asr/languages.py `Language.romanisation`; zh-CN only): one
+                 unit per toned syllable (pypinyin TONE3, neutral tone 5), so acoustic
+                 transfer can be measured apart from character coverage. Latin letters and
+                 digits become one unit per character.
+Which kinds a locale may use, and its default, are the language table's facts.
 
 Serialised form (`to_bytes`, `save`): a self-describing byte string, never a pickle —
 
@@ -32,48 +35,21 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from asr.fileio import write_bytes
-from asr.text import check_locale
+from asr.languages import ALPHABETIC_UNITS, SUBWORD_UNITS, language, romanised_kinds
+from asr.pinyin import pinyin_units, to_pinyin
 
+# Id 0 of every vocabulary (token id = index into a CTC head's output, unitless) is the CTC
+# blank: the model heads, the loss and every decoder read it from here.
 BLANK_ID = 0
-UNK_ID = 1
+UNK_ID = 1  # token id of units unseen in training
 BLANK_PIECE = "<blank>"
 UNK_PIECE = "<unk>"
-KINDS = ("unigram", "bpe", "char", "pinyin")
+KINDS = (*ALPHABETIC_UNITS, *romanised_kinds())  # unigram, bpe, char, pinyin
 MAGIC = b"polyglot-asr tokenizer\n"
 FORMAT_VERSION = 1
 
-# A converted syllable as pypinyin's TONE3 style writes it ("zhong1", "lv4", "ma5").
-_SYLLABLE = re.compile(r"[a-zü]+[1-5]")
-
-
-def _split_non_han(chunk: str) -> list[str]:
-    # pypinyin hands over runs it cannot convert (Latin, digits); one unit per character keeps
-    # the unit inventory small and matches what the char kind does with the same text.
-    return [ch for ch in chunk if not ch.isspace()]
-
-
-def pinyin_units(text: str) -> list[str]:
-    """Toned pinyin syllables of normalised zh-CN `text`; Latin letters and digits one per unit."""
-    from pypinyin import Style, lazy_pinyin
-
-    units: list[str] = []
-    for item in lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True,
-                            errors=_split_non_han):
-        if _SYLLABLE.fullmatch(item):
-            units.append(item)
-        else:
-            # A Han character with no known reading comes back as itself plus the neutral
-            # tone ("𠀋5"); keep the character, which training has almost surely not seen.
-            if len(item) > 1 and item.endswith("5") and not item[:-1].isascii():
-                item = item[:-1]
-            units.extend(_split_non_han(item))
-    return units
-
-
-def to_pinyin(text: str) -> str:
-    """Space-separated toned syllables of normalised zh-CN text, for syllable error rate."""
-    return " ".join(pinyin_units(text))
-
+__all__ = ["BLANK_ID", "KINDS", "UNK_ID", "Tokenizer", "coverage_report", "pinyin_units",
+           "to_pinyin", "train_tokenizer", "unseen_rate"]
 
 class Tokenizer:
     """Maps normalised text of one locale to CTC target ids and back (blank = 0, unk = 1)."""
@@ -83,13 +59,13 @@ class Tokenizer:
 
     def __init__(self, locale: str, kind: str, pieces: Sequence[str] | None = None,
                  sp_model: bytes | None = None):
-        check_locale(locale)
-        if kind not in KINDS:
-            raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(KINDS)}")
+        _check_kind(locale, kind)
         self.locale, self.kind = locale, kind
         self._sp = None
         self._sp_model = sp_model
-        if kind in ("unigram", "bpe"):
+        romanisation = language(locale).romanisation
+        self._romanise = romanisation.units if romanisation and romanisation.kind == kind else None
+        if kind in SUBWORD_UNITS:
             if sp_model is None:
                 raise ValueError(f"a {kind} tokenizer needs its sentencepiece model bytes")
             import sentencepiece as spm
@@ -124,8 +100,8 @@ class Tokenizer:
         """The unit strings `encode` would look up (unknown ones included as themselves)."""
         if self._sp is not None:
             return self._sp.encode(text, out_type=str)
-        if self.kind == "pinyin":
-            return pinyin_units(text)
+        if self._romanise is not None:
+            return self._romanise(text)
         return list(text)
 
     def encode(self, text: str) -> list[int]:
@@ -138,15 +114,15 @@ class Tokenizer:
         """Normalised text of `ids`; blanks and unks are dropped.
 
         Dropping unk keeps the output a valid normalised string; for scoring, a dropped unit
-        costs one deletion where a placeholder would cost one substitution. For pinyin the
-        result is syllables joined by spaces, so `decode(encode(t)) == to_pinyin(t)`.
+        costs one deletion where a placeholder would cost one substitution. For a romanised
+        kind the result is units joined by spaces (pinyin: `decode(encode(t)) == to_pinyin(t)`).
         """
         ids = [int(i) for i in ids]
         bad = [i for i in ids if not 0 <= i < self.vocab_size]
         if bad:
             raise ValueError(f"ids {bad[:5]} out of range for a {self.locale} vocabulary of {self.vocab_size}")
         ids = [i for i in ids if i not in (BLANK_ID, UNK_ID)]
-        if self.kind == "pinyin":
+        if self._romanise is not None:
             return " ".join(self._pieces[i] for i in ids)
         text = self._sp.decode(ids) if self._sp is not None else "".join(self._pieces[i] for i in ids)
         # Dropped unks and free-running CTC output can leave doubled or edge spaces.
@@ -250,51 +226,54 @@ def _sentencepiece_with_clamp(texts: list[str], kind: str, vocab_size: int) -> b
     return model
 
 
-def _default_kind(locale: str) -> str:
-    return "char" if locale == "zh-CN" else "unigram"
+def _check_kind(locale: str, kind: str) -> str:
+    """`kind` if `locale` may use it (the language table says which), else ValueError."""
+    allowed = language(locale).unit_kinds
+    if kind not in allowed:
+        raise ValueError(f"tokenizer kind {kind!r} is not available for {locale}; choose one "
+                         f"of {', '.join(allowed)}")
+    return kind
 
 
 def train_tokenizer(texts: Sequence[str], locale: str, kind: str = "auto",
                     vocab_size: int = 256, min_count: int = 1) -> Tokenizer:
     """Train a tokenizer of `kind` on normalised training transcripts of `locale`.
 
-    `kind="auto"` picks unigram for European locales and char for zh-CN. `vocab_size` (blank
-    and unk included) applies to unigram/bpe and is clamped with a warning when the corpus
-    cannot support it. char and pinyin vocabularies are whatever units occur at least
-    `min_count` times: capping Chinese characters at a subword-sized budget would turn
-    common characters into unk, and the point of the char kind is to measure coverage.
+    `kind="auto"` is the language's default units (`Language.default_units`: unigram for
+    spaced languages, char for unspaced ones such as zh-CN). `vocab_size` (blank and unk
+    included) applies to unigram/bpe and is clamped with a warning when the corpus cannot
+    support it. char and romanised vocabularies are whatever units occur at least `min_count`
+    times: capping Chinese characters at a subword-sized budget would turn common characters
+    into unk, and the point of the char kind is to measure coverage.
     """
-    check_locale(locale)
-    if kind == "auto":
-        kind = _default_kind(locale)
-    if kind not in KINDS:
-        raise ValueError(f"unknown tokenizer kind {kind!r}; choose auto or one of {', '.join(KINDS)}")
-    if kind == "pinyin" and locale != "zh-CN":
-        raise ValueError(f"pinyin units exist only for zh-CN, not {locale!r}")
+    lang = language(locale)
+    kind = _check_kind(locale, lang.default_units if kind == "auto" else kind)
     texts = [t for t in texts if t and not t.isspace()]
     if not texts:
         raise ValueError(f"no non-empty training transcripts for the {locale} tokenizer")
-    if kind in ("unigram", "bpe"):
+    if kind in SUBWORD_UNITS:
         return Tokenizer(locale, kind, sp_model=_sentencepiece_with_clamp(texts, kind, vocab_size))
-    # char / pinyin: a plain piece list rather than a sentencepiece char model. sentencepiece
+    # char / romanised: a plain piece list rather than a sentencepiece char model. sentencepiece
     # would add its "▁" word marker to every Chinese sentence and hide unknown characters in
     # its own normaliser; a list is exact, readable in the header, and unk handling is one
     # dictionary lookup.
-    counts = Counter(unit for t in texts for unit in _units_for(t, kind))
+    counts = Counter(unit for t in texts for unit in _units_for(t, locale, kind))
     # Most frequent first (ties by code point) so the list reads like a frequency table and is
     # identical for the same corpus regardless of sentence order.
     units = sorted((u for u, c in counts.items() if c >= min_count), key=lambda u: (-counts[u], u))
     return Tokenizer(locale, kind, pieces=[BLANK_PIECE, UNK_PIECE, *units])
 
 
-def _units_for(text: str, kind: str) -> list[str]:
-    return pinyin_units(text) if kind == "pinyin" else list(text)
+def _units_for(text: str, locale: str, kind: str) -> list[str]:
+    """Characters, or the romanised units of a romanised kind."""
+    romanisation = language(locale).romanisation
+    return romanisation.units(text) if romanisation and kind == romanisation.kind else list(text)
 
 
 # --- coverage ------------------------------------------------------------------------------
 
 def unseen_rate(tokenizer: Tokenizer, texts: Iterable[str]) -> float:
-    """Share of units in `texts` that map to <unk> (zh-CN char: characters unseen in training)."""
+    """Share of units in `texts` that map to <unk> (char kind: characters unseen in training)."""
     total = unknown = 0
     for text in texts:
         ids = tokenizer.encode(text)
@@ -307,15 +286,17 @@ def coverage_report(train_texts: Iterable[str], eval_texts: Iterable[str], local
                     kind: str = "char", top: int = 20) -> dict:
     """How well training units cover evaluation text, independent of any trained model.
 
-    Units are characters (spaces excluded) for `kind="char"` and syllables for "pinyin".
-    Returns type and token counts, the unseen token rate and the most frequent unseen units.
+    Units are characters (spaces excluded) for `kind="char"`, else the language's romanised
+    units ("pinyin": syllables). Returns type and token counts, the unseen token rate and the
+    most frequent unseen units.
     """
-    check_locale(locale)
-    if kind not in ("char", "pinyin"):
-        raise ValueError(f"coverage is measured in char or pinyin units, not {kind!r}")
+    romanisation = language(locale).romanisation
+    kinds = ("char", *((romanisation.kind,) if romanisation else ()))
+    if kind not in kinds:
+        raise ValueError(f"coverage of {locale} is measured in {' or '.join(kinds)} units, not {kind!r}")
 
     def count(texts: Iterable[str]) -> Counter:
-        return Counter(u for t in texts for u in _units_for(t, kind) if not u.isspace())
+        return Counter(u for t in texts for u in _units_for(t, locale, kind) if not u.isspace())
 
     train, evaluation = count(train_texts), count(eval_texts)
     unseen = Counter({u: c for u, c in evaluation.items() if u not in train})

@@ -27,6 +27,7 @@ import torch
 from asr.audio import SAMPLE_RATE, AudioError, is_audio_file
 from asr.decode import DecodeConfig, Decoder, Hypothesis
 from asr.features import log_mel
+from asr.languages import language
 from asr.model.encoder import MIN_INPUT_FRAMES
 from asr.segment import MAX_SEGMENT_SECONDS, AudioSegment, segment_file, segment_waveform
 
@@ -240,9 +241,11 @@ class Transcriber:
         if not hyp.ids:
             return []
         gap = int(round(GAP_SECONDS / self.frame_seconds))
+        # Without word breaks (zh-CN) every unit may start a segment; else only word-initial ones.
+        spaced = bool(language(locale).word_separator)
         groups, current = [], [0]
         for k in range(1, len(hyp.ids)):
-            starts_word = locale == "zh-CN" or tok.id_to_piece(hyp.ids[k]).startswith(("▁", " "))
+            starts_word = not spaced or tok.id_to_piece(hyp.ids[k]).startswith(("▁", " "))
             if hyp.frames[k] - hyp.frames[k - 1] > gap and starts_word:
                 groups.append(current)
                 current = []
@@ -263,7 +266,9 @@ class Transcriber:
         if st.error is not None:
             return Failure(st.source, st.error)
         segments = tuple(s for _, group in sorted(st.segments, key=lambda x: x[0]) for s in group)
-        sep = "" if all(s.language == "zh-CN" for s in segments) and segments else " "
+        # Segments join with their languages' separator; a mix of spaced and unspaced gets " ".
+        seps = {language(s.language).word_separator for s in segments}
+        sep = seps.pop() if len(seps) == 1 else " "
         if st.lid_sum is not None:
             probs = st.lid_sum / max(st.seconds, 1e-9)
             k = int(np.argmax(probs))

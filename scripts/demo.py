@@ -86,7 +86,7 @@ def untrained_cer(run: dict) -> float:
     data = Path(json.loads((Path(run["run_dir"]) / "job.json").read_text())["data"])
     rows = decode_split(fresh, package, data, "zh-CN", "test", Decoder(package.tokenizers),
                         torch.device("cpu"))["rows"]
-    return score([(r["id"], r["reference"], r["hypothesis"]) for r in rows])["cer"]
+    return score([(r["id"], r["reference"], r["hypothesis"]) for r in rows], "zh-CN")["cer"]
 
 
 def constant_output_cer(run: dict) -> float:
@@ -97,7 +97,7 @@ def constant_output_cer(run: dict) -> float:
     train = [json.loads(x)["norm_text"] for x in (data / "train.jsonl").read_text().splitlines()]
     guess = max(sorted(set(train)), key=train.count)
     test = [json.loads(x)["norm_text"] for x in (data / "test.jsonl").read_text().splitlines()]
-    return score([("", ref, guess) for ref in test])["cer"]
+    return score([("", ref, guess) for ref in test], "zh-CN")["cer"]
 
 
 def main(argv=None) -> None:

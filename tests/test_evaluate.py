@@ -12,14 +12,13 @@ from asr.config import load_run_config
 from asr.data import LanguageData, collate
 from asr.decode import DecodeConfig, Decoder
 from asr.evaluate import (
-    bootstrap_ci,
     decode_split,
     evaluate_model,
     format_report,
     score_locale,
     transcribe_split,
-    utterance_errors,
 )
+from asr.metrics import bootstrap_ci, score_texts
 from asr.package import load_package_model
 from asr.prepare import feature_dir
 from asr.train import Trainer
@@ -45,9 +44,13 @@ def test_numbers_equal_jiwer():
     strip = [r.replace(" ", "") for r in refs], [h.replace(" ", "") for h in hyps]
     assert report["cer"]["rate"] == pytest.approx(jiwer.cer(*strip))
     assert report["utterances"] == 6 and report["hours"] == pytest.approx(6 * 1.8 / 3600)
-    errs, units = utterance_errors(list(refs), list(hyps), "word")
-    assert errs.sum() == report["wer"]["substitutions"] + report["wer"]["deletions"] + report["wer"]["insertions"]
-    assert units.sum() == report["wer"]["reference_units"]
+    words = score_texts(list(refs), list(hyps), "de")["wer"]
+    errs, units = words["per_utterance_errors"], words["per_utterance_units"]
+    assert errs == [0, 1, 1, 1, 2, 2]
+    assert sum(errs) == report["wer"]["errors"] == (report["wer"]["substitutions"] + report["wer"]["deletions"]
+                                                    + report["wer"]["insertions"])
+    assert sum(units) == report["wer"]["reference_units"]
+    assert "per_utterance_errors" not in report["wer"] and "ser" not in report
 
 
 def test_worst_utterances_and_primary_metric():
@@ -59,9 +62,12 @@ def test_worst_utterances_and_primary_metric():
     zh = score_locale("zh-CN", rows([("天地人", "天地"), ("山水", "山水")]))
     assert zh["primary_metric"] == "cer" and not zh["wer"]["meaningful"]
     assert zh["cer"]["rate"] == pytest.approx(1 / 5)
+    assert zh["ser"]["rate"] == pytest.approx(1 / 5) and zh["ser"]["unit"] == "toned syllable"
     assert "not meaningful" in format_report({
         "model": "m", "data": "d", "split": "test", "languages": {"zh-CN": zh | {"failed": []}},
         "decode": {"beam_size": 1, "lm_paths": {}}, "bootstrap": {"resamples": 1000, "seed": 0}})
+    ja = score_locale("ja", rows([("こんにちは", "こんにちわ")]))
+    assert ja["primary_metric"] == "cer" and not ja["wer"]["meaningful"] and "ser" not in ja
 
 
 def test_bootstrap_contains_estimate_and_narrows():

@@ -2,7 +2,7 @@ import jiwer
 import pytest
 import torch
 
-from asr.decode import greedy_ids
+from asr.decode import collapse_path, greedy_hypotheses
 from asr.metrics import cer, char_errors, wer, word_errors
 
 PAIRS = [
@@ -39,5 +39,18 @@ def test_empty_reference_counts_insertions():
 def test_greedy_collapses_repeats_and_blanks():
     frames = torch.tensor([[1, 1, 0, 1, 2, 2, 0, 0, 3]])
     log_probs = torch.nn.functional.one_hot(frames, 5).float().log()  # (1, T, V)
-    assert greedy_ids(log_probs, torch.tensor([9])) == [[1, 1, 2, 3]]
-    assert greedy_ids(log_probs, torch.tensor([4])) == [[1, 1]]
+    (full,) = greedy_hypotheses(log_probs, torch.tensor([9]))
+    assert (full.ids, full.frames) == ([1, 1, 2, 3], [0, 3, 4, 8])
+    assert greedy_hypotheses(log_probs, torch.tensor([4]))[0].ids == [1, 1]
+
+
+def test_collapse_path_matches_the_ctc_definition():
+    def by_definition(path):  # merge repeats, then drop blanks (id 0)
+        merged = [(t, x) for t, x in enumerate(path) if t == 0 or x != path[t - 1]]
+        kept = [(t, x) for t, x in merged if x != 0]
+        return [x for _, x in kept], [t for t, _ in kept]
+
+    rng = torch.Generator().manual_seed(0)
+    for length in (0, 1, 2, 7, 50):
+        path = torch.randint(0, 3, (length,), generator=rng).tolist()
+        assert collapse_path(path) == by_definition(path)

@@ -55,13 +55,30 @@ def test_idempotent_on_mixed_junk(locale):
     assert once == once.strip() and "  " not in once
 
 
-@pytest.mark.parametrize("bad", ["zh", "EN", "xx", "", "zh-TW"])
-def test_unknown_locale(bad):
+@pytest.mark.parametrize(("bad", "meant"), [
+    ("zh", "zh-CN"), ("EN", "en"), ("DE", "de"), ("zh-cn", "zh-CN"), ("zh-tw", "zh-TW"),
+    ("de_DE", "de"), ("pt-br", "pt-BR"), ("xx yy", None), ("", None), ("e", None)])
+def test_malformed_locale_is_refused_with_a_hint(bad, meant):
     with pytest.raises(UnknownLocaleError) as info:
         normalize_text("hallo", bad)
     message = str(info.value)
     assert repr(bad) in message and "zh-CN" in message
+    assert (f"did you mean {meant!r}" in message) if meant else "did you mean" not in message
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(("locale", "raw", "expected"), [
+    ("nl", "Het is 's avonds koud, hè?", "het is s avonds koud hè"),
+    ("pt-BR", "Olá, você está bem?", "olá você está bem"),
+    ("ru", "Привет, мир!", "привет мир"),
+    ("uk", "М’ясо — смачне.", "м'ясо смачне"),
+    ("ar", "مرحبا، يا عالم!", "مرحبا يا عالم"),
+    ("zh-TW", "我們的國家，很美麗。", "我們的國家很美麗"),  # no t2s: zh-TW keeps traditional
+    ("ja", "こんにちは、世界！ カタカナ", "こんにちは世界カタカナ"),
+])
+def test_locales_beyond_the_six(locale, raw, expected):
+    assert normalize_text(raw, locale) == expected
+    assert chars_in_script(expected, locale)
 
 
 def test_zh_has_no_spaces_or_punctuation():
@@ -76,5 +93,9 @@ def test_chars_in_script():
     assert not chars_in_script("abc 12", "en", allow_digits=False)
     assert chars_in_script("你好ai2024", "zh-CN")
     assert not chars_in_script("你好ai", "zh-CN", allow_latin=False)
+    assert chars_in_script("привет мир", "ru") and not chars_in_script("你好", "ru")
+    assert not chars_in_script("hello", "ru", allow_latin=False)
+    assert chars_in_script("สวัสดี", "th") and chars_in_script("γεια σου", "el")
+    assert chars_in_script("こんにちはカタカナー漢字", "ja") and not chars_in_script("привет", "ja")
     with pytest.raises(UnknownLocaleError):
-        chars_in_script("x", "zz")
+        chars_in_script("x", "ZZ")

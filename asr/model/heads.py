@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BLANK_ID = 0  # CTC blank in every vocabulary
+from asr.tokenizer import BLANK_ID  # CTC blank in every vocabulary, reserved by the tokenizer
 
 
 def check_locale_key(locale: str) -> str:
