@@ -194,7 +194,8 @@ class Trainer:
     def _language_data(self, locale: str, split: str) -> LanguageData:
         return LanguageData(locale, self.data_dir / locale / f"{split}.jsonl",
                             feature_dir(self.data_dir, locale, split), self.tokenizers[locale],
-                            self.cfg.data.max_utterance_seconds if split == "train" else None)
+                            self.cfg.data.max_utterance_seconds if split == "train" else None,
+                            features=self.cfg.features)
 
     def _state_path(self) -> Path:
         return self.out / "train_state.safetensors"
