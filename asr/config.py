@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from asr.audio import SAMPLE_RATE
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -145,6 +147,98 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
+# ---- features and data: torch-free, so a whole run config loads without torch -------------
+FEATURE_FIELDS = ("n_mels", "win_ms", "hop_ms")  # the settings that change feature values
+
+
+class FeatureMismatchError(ValueError):
+    """Features computed with other settings than the model's; the message names both."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """How audio becomes features (FEATURE_FIELDS: a feature cache's identity) and how features
+    are augmented in training (the SpecAugment fields, applied on the fly)."""
+
+    n_mels: int = 80  # mel bins
+    win_ms: float = 25.0  # analysis window = FFT size
+    hop_ms: float = 10.0  # frame shift
+    freq_masks: int = 2  # frequency masks per utterance
+    freq_mask_width: int = 15  # max mel bins per frequency mask
+    time_masks: int = 10  # max time masks per utterance
+    frames_per_time_mask: int = 100  # one time mask per this many real frames, up to time_masks
+    time_mask_width_frames: int = 40  # max frames per time mask
+    time_mask_max_ratio: float = 0.2  # all time masks together cover at most this share of frames
+
+    def __post_init__(self):
+        if self.n_mels <= 0 or self.win_ms <= 0 or self.hop_ms <= 0:
+            raise ValueError("n_mels, win_ms and hop_ms must be positive")
+        counts = ("freq_masks", "freq_mask_width", "time_masks", "frames_per_time_mask",
+                  "time_mask_width_frames")
+        negative = [k for k in counts if getattr(self, k) < 0]
+        if negative:
+            raise ValueError(f"SpecAugment settings must not be negative: {', '.join(negative)}")
+        if not 0.0 <= self.time_mask_max_ratio <= 1.0:
+            raise ValueError(f"time_mask_max_ratio must be in [0, 1], got {self.time_mask_max_ratio}")
+
+    @property
+    def n_fft(self) -> int:
+        return int(round(self.win_ms * SAMPLE_RATE / 1000))  # samples
+
+    @property
+    def hop_length(self) -> int:
+        return int(round(self.hop_ms * SAMPLE_RATE / 1000))  # samples
+
+    def identity(self) -> dict:
+        """The FEATURE_FIELDS values: what a feature cache built with this config stores."""
+        return {k: getattr(self, k) for k in FEATURE_FIELDS}
+
+
+def _same(a, b) -> bool:
+    try:
+        return float(a) == float(b)  # 10 (YAML, JSON) and 10.0 are the same hop
+    except (TypeError, ValueError):
+        return a == b
+
+
+def check_features(expected: FeatureConfig, found: dict | FeatureConfig, where: str) -> None:
+    """Raise FeatureMismatchError when features computed with `found` (a FeatureConfig, or the
+    settings a feature cache stores) differ from the model's `expected` in a FEATURE_FIELDS
+    value; `where` names the features (a cache folder, a model file) in the one-line message."""
+    got = found.identity() if isinstance(found, FeatureConfig) else dict(found)
+    differ = [k for k in FEATURE_FIELDS if not _same(got.get(k), getattr(expected, k))]
+    if differ:
+        def settings(values: dict) -> str:
+            return ", ".join(f"{k}={values.get(k)!r}" for k in differ)
+
+        raise FeatureMismatchError(
+            f"{where}: features were computed with {settings(got)} but the model uses "
+            f"{settings(expected.identity())}; prepare the data again with the model's settings "
+            "or drop the override")
+
+
+def check_input_bins(features: FeatureConfig, model_n_mels: int, stats_bins: int, where: str) -> None:
+    """Raise FeatureMismatchError unless features of `features.n_mels` bins are what the model's
+    input (`model_n_mels`) and its normalisation statistics (`stats_bins`) take."""
+    if features.n_mels == model_n_mels == stats_bins:
+        return
+    raise FeatureMismatchError(
+        f"{where}: features have n_mels={features.n_mels} but the model takes n_mels="
+        f"{model_n_mels} and its normalisation statistics have {stats_bins} bins; the file is "
+        "inconsistent: rebuild it from its run directory")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """How utterances become batches."""
+
+    batch_frames: int = 24000  # padded 10 ms input frames per batch (240 s of audio)
+    max_batch_utterances: int = 128
+    alpha: float = 0.5  # language sampling p_l ∝ hours_l^alpha: 1 proportional, 0 uniform
+    max_utterance_seconds: float = 20.0  # longer training utterances are skipped (counted)
+    loss_weights: dict[str, float] | None = None  # per-language loss weight, default 1
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation, validation and checkpoint selection."""
@@ -265,24 +359,35 @@ class RunConfig:
     """Everything a run needs; saved in full in every run directory and model file."""
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    features: typing.Any = None
-    data: typing.Any = None
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     progressive: ProgressiveConfig = dataclasses.field(default_factory=ProgressiveConfig)  # settings of a new progressive column (train --strategy progressive)
 
 
 def run_config_from_dict(data: dict) -> RunConfig:
     """Sections model/features/data/train/progressive into their dataclasses; unknown sections raise."""
-    from asr.data import DataConfig
-    from asr.features import FeatureConfig
 
     sections = {"model": ModelConfig, "features": FeatureConfig, "data": DataConfig,
                 "train": TrainConfig, "progressive": ProgressiveConfig}
     unknown = sorted(set(data) - set(sections))
     if unknown:
         raise ConfigError(f"unknown config section {unknown[0]!r} (known: {', '.join(sections)})")
+    data = _without_retired_keys(data)
     return RunConfig(**{name: from_dict(cls, data.get(name), prefix=f"{name}.")
                         for name, cls in sections.items()})
+
+
+def _without_retired_keys(data: dict) -> dict:
+    """Model files and run folders written before speed perturbation was removed carry
+    features.speed_factors; [1.0] (off, the only value anything trained on) is dropped."""
+    features = data.get("features")
+    if not isinstance(features, dict) or "speed_factors" not in features:
+        return data
+    if list(features["speed_factors"] or []) not in ([1.0], [1]):
+        raise ConfigError(f"features.speed_factors={features['speed_factors']}: speed perturbation "
+                          "was removed (training never read the perturbed copies); drop the key")
+    return data | {"features": {k: v for k, v in features.items() if k != "speed_factors"}}
 
 
 def load_run_config(path: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:

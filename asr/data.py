@@ -12,37 +12,35 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from asr.config import DataConfig, FeatureConfig, check_features
 from asr.feature_cache import FeatureCache
-from asr.features import FeatureStats
+from asr.features import FeatureStats, batch_features
 from asr.fileio import read_jsonl
 from asr.model.encoder import MIN_INPUT_FRAMES
 from asr.tokenizer import Tokenizer
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    """How utterances become batches."""
-
-    batch_frames: int = 24000  # padded 10 ms input frames per batch (240 s of audio)
-    max_batch_utterances: int = 128
-    alpha: float = 0.5  # language sampling p_l ∝ hours_l^alpha: 1 proportional, 0 uniform
-    max_utterance_seconds: float = 20.0  # longer training utterances are skipped (counted)
-    loss_weights: dict[str, float] | None = None  # per-language loss weight, default 1
-
-
 class LanguageData:
-    """One language's split: utterance ids, lengths, token targets and the feature cache."""
+    """One language's split: utterance ids, lengths, token targets and the feature cache.
+
+    `features` are the model's feature settings: a cache computed with others is refused
+    (FeatureMismatchError) here, before any batch is drawn from it.
+    """
 
     def __init__(self, locale: str, manifest_path, cache_dir, tokenizer: Tokenizer,
-                 max_utterance_seconds: float | None = None):
+                 max_utterance_seconds: float | None = None, *, features: FeatureConfig):
         self.locale = locale
         self.cache = FeatureCache.open(cache_dir)
+        check_features(features, self.cache.config, where=str(cache_dir))
         self.records = []
         self.skipped = {"not_in_cache": 0, "too_long": 0, "too_short": 0, "empty_target": 0}
         for rec in read_jsonl(manifest_path):
             if rec["id"] not in self.cache:
                 self.skipped["not_in_cache"] += 1
-            elif self.cache.frames(rec["id"]) < MIN_INPUT_FRAMES:  # no output frame to align
+            # A data filter, not batch_features' padding: padded to one output frame, such an
+            # utterance could align at most one token, so CTC would call its target impossible
+            # (or teach the model to emit text on silence); skipping it loses a few ms of audio.
+            elif self.cache.frames(rec["id"]) < MIN_INPUT_FRAMES:
                 self.skipped["too_short"] += 1
             elif max_utterance_seconds and rec["duration"] > max_utterance_seconds:
                 self.skipped["too_long"] += 1
@@ -147,13 +145,10 @@ class Batch:
 
 
 def collate(data: LanguageData, indices, stats: FeatureStats | None) -> Batch:
-    """Pad the utterances `indices` of `data` into one normalised batch."""
-    feats = [torch.from_numpy(np.asarray(data.features(int(i)), dtype=np.float32)) for i in indices]
-    lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
-    padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
-    if stats is not None:
-        padded = stats.normalize(padded)
-        padded = padded * (torch.arange(padded.shape[1])[None, :, None] < lens[:, None, None])
+    """Pad the utterances `indices` of `data` into one normalised batch (see batch_features)."""
+    padded, lens = batch_features(
+        [torch.from_numpy(np.asarray(data.features(int(i)), dtype=np.float32)) for i in indices],
+        stats)  # (B, T, F), (B,)
     targets = [torch.tensor(data.targets[int(i)], dtype=torch.int64) for i in indices]
     return Batch(
         locale=data.locale,

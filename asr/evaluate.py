@@ -17,14 +17,14 @@ import torch
 from tqdm import tqdm
 
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.config import FeatureConfig, check_features, check_input_bins
 from asr.data import LanguageData, collate, eval_batches, make_buckets
 from asr.decode import DecodeConfig, Decoder, greedy_hypotheses
 from asr.device import eval_batch_frames
-from asr.features import FeatureStats, log_mel, num_frames
+from asr.features import FeatureStats, batch_features, log_mel, num_frames
 from asr.fileio import read_jsonl
 from asr.languages import language
 from asr.metrics import BOOTSTRAP_RESAMPLES, score_texts
-from asr.model.encoder import MIN_INPUT_FRAMES
 from asr.tokenizer import Tokenizer
 
 
@@ -132,20 +132,21 @@ def score_locale(locale: str, rows: list[dict], seed: int = 0) -> dict:
     return report
 
 
-def _split_features(data_dir: Path, locale: str, split: str, records: list[dict], features):
-    """A function id -> (T, F) float32 features: the cache when it matches, else the audio."""
-    from asr.feature_cache import FEATURE_FIELDS, FeatureCache, FeatureCacheError
+def _split_features(data_dir: Path, locale: str, split: str, records: list[dict],
+                    features: FeatureConfig):
+    """(function id -> (T, F) float32 features, the cache or None): the split's feature cache,
+    else (no usable cache) the audio. A cache computed with other settings than the model's
+    `features` is refused with FeatureMismatchError, never silently replaced."""
+    from asr.feature_cache import FeatureCache, FeatureCacheError
     from asr.prepare import feature_dir
 
     cache = None
     try:
         cache = FeatureCache.open(feature_dir(data_dir, locale, split))
-        if any(cache.config.get(k) != (list(v) if isinstance(v, tuple) else v)
-               for k in FEATURE_FIELDS if k != "speed_factors"
-               for v in [getattr(features, k)]):
-            cache = None  # built with other settings than the model's: recompute from audio
     except FeatureCacheError:
-        pass
+        pass  # never built (or damaged): the features come from the audio
+    if cache is not None:
+        check_features(features, cache.config, where=str(cache.dir))
     by_id = {r["id"]: r for r in records}
 
     def get(utt_id: str) -> np.ndarray:
@@ -164,6 +165,7 @@ def decode_split(model, package, data_dir: str | Path, locale: str, split: str, 
     manifest = data_dir / locale / f"{split}.jsonl"
     records = read_jsonl(manifest)
     features = package.config.features
+    check_input_bins(features, model.config.n_mels, len(package.stats.mean), where=str(package.path))
     get, cache = _split_features(data_dir, locale, split, records, features)
     frames = np.array([cache.frames(r["id"]) if cache is not None and r["id"] in cache
                        else num_frames(int(r["duration"] * SAMPLE_RATE)) for r in records])
@@ -178,20 +180,15 @@ def decode_split(model, package, data_dir: str | Path, locale: str, split: str, 
         feats, keep = [], []
         for i in batch.tolist():
             try:
-                f = torch.from_numpy(get(records[i]["id"]))  # (T, F)
+                feats.append(torch.from_numpy(get(records[i]["id"])))  # (T, F)
             except AudioError as e:
                 failed.append({"id": records[i]["id"], "reason": str(e)})
                 continue
-            if f.shape[0] < MIN_INPUT_FRAMES:
-                f = torch.nn.functional.pad(f, (0, 0, 0, MIN_INPUT_FRAMES - f.shape[0]), value=f.min())
-            feats.append(f)
             keep.append(i)
         bar.update(len(batch))
         if not keep:
             continue
-        lens = torch.tensor([f.shape[0] for f in feats])
-        x = package.stats.normalize(torch.nn.utils.rnn.pad_sequence(feats, batch_first=True))
-        x = x * (torch.arange(x.shape[1])[None, :, None] < lens[:, None, None])
+        x, lens = batch_features(feats, package.stats)  # (B, T, F), (B,)
         out = model(x.to(device), lens.to(device), locale=locale)
         if lid_index is not None:
             lid_correct += int((out["lid_logits"].argmax(dim=-1) == lid_index).sum())

@@ -15,7 +15,6 @@ bytes and the feature settings: a changed manifest or config rebuilds everything
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -29,14 +28,14 @@ import numpy as np
 import torch
 
 from asr.audio import SAMPLE_RATE, AudioError, AudioSource, load_audio
-from asr.features import FeatureConfig, FeatureStats, StatsAccumulator, log_mel, speed_perturb
+from asr.config import FeatureConfig
+from asr.features import FeatureStats, StatsAccumulator, log_mel
 from asr.fileio import atomic_write, read_jsonl, write_json
 from asr.workers import watch_parent
 
 FORMAT_VERSION = 1
 INDEX = "index.json"
 DTYPE = np.float16  # 2 bytes a value: 80 mels x 100 frames/s -> 57.6 MB per hour of audio
-FEATURE_FIELDS = ("n_mels", "win_ms", "hop_ms", "speed_factors")  # those that change the values
 _READ_CHUNK = 1 << 24  # bytes per read while checksumming
 # Features are computed from the whole waveform at once (a 2-hour file would take GBs), and
 # Common Voice clips last 10 s at most: a longer file is long-form audio for `asr transcribe`.
@@ -47,19 +46,13 @@ class FeatureCacheError(ValueError):
     """A cache directory that cannot be used; the message names it and says what to do."""
 
 
-def speed_id(utt_id: str, factor: float) -> str:
-    """Cache id of the copy of `utt_id` played `factor` times faster (Kaldi-style 'sp0.9-' prefix)."""
-    return utt_id if factor == 1.0 else f"sp{factor:g}-{utt_id}"
-
-
 def _shard_name(i: int) -> str:
     return f"shard-{i:05d}"
 
 
 def _feature_settings(config: FeatureConfig) -> dict:
-    d = {k: getattr(config, k) for k in FEATURE_FIELDS}
-    d["speed_factors"] = list(d["speed_factors"])
-    return d | {"sample_rate": SAMPLE_RATE, "dtype": "float16"}
+    """The cache's identity as stored in its index ("config") and hashed into its key."""
+    return config.identity() | {"sample_rate": SAMPLE_RATE, "dtype": "float16"}
 
 
 def _cache_key(manifest_path: Path, settings: dict, shard_size: int) -> str:
@@ -82,20 +75,17 @@ def _size_ok(path: Path, expected: int) -> bool:
     return path.exists() and path.stat().st_size == expected
 
 
-def utterance_features(source: AudioSource, config: FeatureConfig
-                       ) -> tuple[list[tuple[float, np.ndarray]], float]:
-    """([(speed factor, (T, F) float32 log-mel)] per cached copy, audio seconds) of one
-    utterance's audio; AudioError when it cannot be used."""
+def utterance_features(source: AudioSource, config: FeatureConfig) -> tuple[np.ndarray, float]:
+    """((T, F) float32 log-mel, audio seconds) of one utterance's audio; AudioError when it
+    cannot be used."""
     wav = load_audio(source, max_seconds=MAX_UTTERANCE_SECONDS)  # (N,) at 16 kHz
-    copies = [(factor, log_mel(speed_perturb(wav, factor), config).numpy())  # (T, F)
-              for factor in config.speed_factors]
-    return copies, len(wav) / SAMPLE_RATE
+    return log_mel(wav, config).numpy(), len(wav) / SAMPLE_RATE
 
 
 def _build_shard(task: dict) -> dict:
     """Compute one shard's features, write its .f16 file then its sidecar; returns the sidecar."""
     t0 = time.perf_counter()
-    config = FeatureConfig(**task["config"])
+    config = task["config"]
     acc = StatsAccumulator(config.n_mels)
     utts, skipped, offset, audio_seconds = [], {}, 0, 0.0
     crc = 0
@@ -103,19 +93,17 @@ def _build_shard(task: dict) -> dict:
     with atomic_write(path, "wb") as f:
         for row in task["rows"]:
             try:
-                copies, seconds = utterance_features(row["audio"], config)
+                feats, seconds = utterance_features(row["audio"], config)  # (T, F)
             except AudioError as e:
                 skipped[row["id"]] = e.reason
                 continue
             audio_seconds += seconds
-            for factor, feats in copies:
-                acc.accumulate(feats)
-                data = feats.astype(DTYPE).tobytes()
-                f.write(data)
-                crc = zlib.crc32(data, crc)
-                utts.append({"id": speed_id(row["id"], factor), "offset": offset,
-                             "frames": feats.shape[0]})
-                offset += feats.shape[0]
+            acc.accumulate(feats)
+            data = feats.astype(DTYPE).tobytes()
+            f.write(data)
+            crc = zlib.crc32(data, crc)
+            utts.append({"id": row["id"], "offset": offset, "frames": feats.shape[0]})
+            offset += feats.shape[0]
     sidecar = {
         "key": task["key"],
         "file": path.name,
@@ -241,8 +229,7 @@ def build_cache(
         _reusable_sidecar(cache_dir, n, key, [r["id"] for r in c], check_crc=verify)
         for n, c in zip(names, chunks, strict=True)
     ]
-    cfg = dataclasses.asdict(config)
-    tasks = [{"dir": str(cache_dir), "name": n, "key": key, "config": cfg,
+    tasks = [{"dir": str(cache_dir), "name": n, "key": key, "config": config,
               "rows": [{"id": r["id"], "audio": r["audio"]} for r in c]}
              for n, c, s in zip(names, chunks, sidecars, strict=True) if s is None]
     todo = [i for i, s in enumerate(sidecars) if s is None]
@@ -334,6 +321,13 @@ class FeatureCache:
             if index.get("format") != FORMAT_VERSION:
                 raise FeatureCacheError(f"{path}: cache format {index.get('format')} is not "
                                         f"{FORMAT_VERSION}; rebuild the cache")
+            # Caches from before speed perturbation was dropped list their speed_factors: with
+            # (1.0,) they hold exactly today's features; other copies were never trained on.
+            speeds = index["config"].get("speed_factors", [1.0])
+            if list(speeds) != [1.0]:
+                raise FeatureCacheError(f"{path}: built with speed-perturbed copies (speed_factors "
+                                        f"{speeds}), which are no longer made or read; rebuild the "
+                                        "cache with `asr prepare` or build_cache()")
             for s in index["shards"]:
                 if Path(s["file"]).name != s["file"] or not s["file"].startswith("shard-"):
                     raise FeatureCacheError(f"{path}: shard {s['file']!r} is not a file of {cache_dir}")

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import AudioBytes, AudioError, audio_info
+from asr.config import FeatureConfig
 from asr.feature_cache import (
     DTYPE,
     FORMAT_VERSION,
@@ -35,10 +36,9 @@ from asr.feature_cache import (
     _shard_name,
     _worker_init,
     _write_index,
-    speed_id,
     utterance_features,
 )
-from asr.features import FeatureConfig, StatsAccumulator
+from asr.features import StatsAccumulator
 from asr.fileio import atomic_write, read_jsonl
 
 SHARD_UTTERANCES = 500  # source utterances per shard, as build_cache's default shard_size
@@ -55,7 +55,7 @@ def featurize(task: tuple[str, AudioBytes, FeatureConfig, bool]) -> dict:
         out["header_problem"] = e.reason
     if want_features:
         try:
-            out["copies"], out["audio_seconds"] = utterance_features(clip, config)
+            out["feats"], out["audio_seconds"] = utterance_features(clip, config)
         except AudioError as e:
             out["reason"] = e.reason
     return out
@@ -108,7 +108,7 @@ class StreamCacheWriter:
         self.dir = Path(cache_dir)
         self.config, self.archives = config, archives
         clear_cache_dir(self.dir)
-        self._where: dict[str, tuple[int, int, int]] = {}  # cache id -> (shard, offset, frames)
+        self._where: dict[str, tuple[int, int, int]] = {}  # utterance id -> (shard, offset, frames)
         self._written: dict[str, float] = {}  # source id -> audio seconds
         self.skipped: dict[str, str] = {}  # source id -> why its audio could not be used
         self._shards: list[dict] = []
@@ -119,8 +119,8 @@ class StreamCacheWriter:
     def __contains__(self, utt_id: str) -> bool:
         return utt_id in self._written or utt_id in self.skipped
 
-    def add(self, utt_id: str, copies: list[tuple[float, np.ndarray]], audio_seconds: float) -> None:
-        """Append one utterance's features ((T, F) float32 per speed factor)."""
+    def add(self, utt_id: str, feats: np.ndarray, audio_seconds: float) -> None:
+        """Append one utterance's (T, F) float32 features."""
         if self._file is None or self._shards[-1]["sources"] >= SHARD_UTTERANCES:
             self._close_shard()
             name = f"{_shard_name(len(self._shards))}.f16"
@@ -128,14 +128,13 @@ class StreamCacheWriter:
             self._file = self._writing.__enter__()
             self._shards.append({"file": name, "bytes": 0, "crc32": 0, "sources": 0})
         shard = self._shards[-1]
-        for factor, feats in copies:
-            data = feats.astype(DTYPE).tobytes()
-            self._file.write(data)
-            frames_before = shard["bytes"] // (self.config.n_mels * np.dtype(DTYPE).itemsize)
-            self._where[speed_id(utt_id, factor)] = (len(self._shards) - 1, frames_before, feats.shape[0])
-            shard["bytes"] += len(data)
-            shard["crc32"] = zlib.crc32(data, shard["crc32"])
-            self._acc.accumulate(feats)
+        data = feats.astype(DTYPE).tobytes()
+        self._file.write(data)
+        frames_before = shard["bytes"] // (self.config.n_mels * np.dtype(DTYPE).itemsize)
+        self._where[utt_id] = (len(self._shards) - 1, frames_before, feats.shape[0])
+        shard["bytes"] += len(data)
+        shard["crc32"] = zlib.crc32(data, shard["crc32"])
+        self._acc.accumulate(feats)
         shard["sources"] += 1
         self._written[utt_id] = audio_seconds
 
@@ -158,21 +157,19 @@ class StreamCacheWriter:
         ids = [r["id"] for r in read_jsonl(manifest_path)]
         wanted = set(ids)
         acc = self._acc
-        unused = [cid for cid in self._where if _source_id(cid, self.config) not in wanted]
+        unused = [utt_id for utt_id in self._where if utt_id not in wanted]
         if unused:  # statistics cover the manifest's utterances only, as build_cache's do
             acc = StatsAccumulator.from_dict(self._acc.to_dict())
-            for cid in unused:
-                _subtract(acc, self._read(cid))
+            for utt_id in unused:
+                _subtract(acc, self._read(utt_id))
         utts, skipped, seconds = [], {}, 0.0
         for utt_id in ids:
             if utt_id not in self._written:
                 skipped[utt_id] = self.skipped.get(utt_id, missing_reason)
                 continue
             seconds += self._written[utt_id]
-            for factor in self.config.speed_factors:
-                shard, offset, frames = self._where[speed_id(utt_id, factor)]
-                utts.append({"id": speed_id(utt_id, factor), "shard": shard, "offset": offset,
-                             "frames": frames})
+            shard, offset, frames = self._where[utt_id]
+            utts.append({"id": utt_id, "shard": shard, "offset": offset, "frames": frames})
         total_bytes = sum(s["bytes"] for s in self._shards)
         build_seconds = time.perf_counter() - self._t0
         index = {
@@ -196,21 +193,13 @@ class StreamCacheWriter:
         _write_index(self.dir / INDEX, index)
         return FeatureCache.open(self.dir)
 
-    def _read(self, cache_id: str) -> np.ndarray:
-        shard, offset, frames = self._where[cache_id]
+    def _read(self, utt_id: str) -> np.ndarray:
+        shard, offset, frames = self._where[utt_id]
         row_bytes = self.config.n_mels * np.dtype(DTYPE).itemsize
         with open(self.dir / self._shards[shard]["file"], "rb") as f:
             f.seek(offset * row_bytes)
             data = np.frombuffer(f.read(frames * row_bytes), dtype=DTYPE)
         return data.reshape(frames, self.config.n_mels).astype(np.float32)  # (T, F)
-
-
-def _source_id(cache_id: str, config: FeatureConfig) -> str:
-    for factor in config.speed_factors:
-        prefix = speed_id("", factor)
-        if prefix and cache_id.startswith(prefix):
-            return cache_id[len(prefix):]
-    return cache_id
 
 
 def _subtract(acc: StatsAccumulator, feats: np.ndarray) -> None:

@@ -1,67 +1,33 @@
-"""Log-mel features, SpecAugment, speed perturbation and CMVN statistics, as pure functions.
+"""Log-mel features, SpecAugment, CMVN statistics and batching, as pure functions.
 
 waveform (N,) float32 at 16 kHz -> log-mel (T, n_mels) with T = 1 + N // HOP_LENGTH.
 The mel scale and filter normalisation are librosa's defaults (Slaney), so features agree with
 `librosa.feature.melspectrogram(..., center=True, pad_mode="reflect")` followed by a natural log.
+The settings (FeatureConfig) live in asr.config, which loads without torch.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from asr.audio import SAMPLE_RATE
+from asr.config import FeatureConfig
+from asr.model.encoder import MIN_INPUT_FRAMES
 
-N_FFT = 400  # samples, 25 ms window at 16 kHz
-HOP_LENGTH = 160  # samples, 10 ms frame shift at 16 kHz
-N_MELS = 80
+_DEFAULT = FeatureConfig()  # the shipped settings, which the constants below describe
+N_FFT = _DEFAULT.n_fft  # 400 samples, 25 ms window at 16 kHz
+HOP_LENGTH = _DEFAULT.hop_length  # 160 samples, 10 ms frame shift at 16 kHz
+N_MELS = _DEFAULT.n_mels  # 80
 N_FREQS = N_FFT // 2 + 1  # 201 FFT bins
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 frames/s
 LOG_FLOOR = 1e-10  # power floor before the log: silence maps to ln(1e-10) ≈ -23.0, not -inf
+SILENCE_LOG_MEL = math.log(LOG_FLOOR)  # ≈ -23.03, every bin of digital silence
 MIN_STD = 1e-5  # floor on a bin's std in normalize(), so a constant bin cannot divide by zero
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    """How audio becomes features (n_mels, win_ms, hop_ms, speed_factors change the cache)
-    and how features are augmented in training (SpecAugment fields, applied on the fly)."""
-
-    n_mels: int = N_MELS
-    win_ms: float = 25.0  # analysis window = FFT size
-    hop_ms: float = 10.0  # frame shift
-    freq_masks: int = 2  # frequency masks per utterance
-    freq_mask_width: int = 15  # max mel bins per frequency mask
-    time_masks: int = 10  # max time masks per utterance
-    frames_per_time_mask: int = 100  # one time mask per this many real frames, up to time_masks
-    time_mask_width_frames: int = 40  # max frames per time mask
-    time_mask_max_ratio: float = 0.2  # all time masks together cover at most this share of frames
-    speed_factors: tuple[float, ...] = (1.0,)  # cached speed-perturbed copies; (1.0,) = off
-
-    def __post_init__(self):
-        # a list from JSON or YAML becomes a tuple, so the frozen config stays hashable
-        object.__setattr__(self, "speed_factors", tuple(float(f) for f in self.speed_factors))
-        if self.n_mels <= 0 or self.win_ms <= 0 or self.hop_ms <= 0:
-            raise ValueError("n_mels, win_ms and hop_ms must be positive")
-        if not self.speed_factors or any(f <= 0 for f in self.speed_factors):
-            raise ValueError(f"speed_factors must be positive numbers, got {self.speed_factors}")
-        counts = ("freq_masks", "freq_mask_width", "time_masks", "frames_per_time_mask",
-                  "time_mask_width_frames")
-        negative = [k for k in counts if getattr(self, k) < 0]
-        if negative:
-            raise ValueError(f"SpecAugment settings must not be negative: {', '.join(negative)}")
-        if not 0.0 <= self.time_mask_max_ratio <= 1.0:
-            raise ValueError(f"time_mask_max_ratio must be in [0, 1], got {self.time_mask_max_ratio}")
-
-    @property
-    def n_fft(self) -> int:
-        return int(round(self.win_ms * SAMPLE_RATE / 1000))  # samples
-
-    @property
-    def hop_length(self) -> int:
-        return int(round(self.hop_ms * SAMPLE_RATE / 1000))  # samples
 
 
 @functools.cache  # an lru_cache without a bound
@@ -87,7 +53,7 @@ def num_frames(num_samples: int, hop_length: int = HOP_LENGTH) -> int:
     return 1 + int(num_samples) // hop_length
 
 
-def log_mel(waveform: np.ndarray | torch.Tensor, config: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+def log_mel(waveform: np.ndarray | torch.Tensor, config: FeatureConfig = _DEFAULT) -> torch.Tensor:
     """(N,) or (B, N) waveform at 16 kHz -> float32 log-mel (T, n_mels) or (B, T, n_mels).
 
     Power spectrum of a centred, reflect-padded Hann STFT, Slaney mel filters, then the natural
@@ -105,23 +71,6 @@ def log_mel(waveform: np.ndarray | torch.Tensor, config: FeatureConfig = Feature
     power = spec.real.square() + spec.imag.square()  # (..., n_fft//2+1, T)
     mel = mel_filters(config.n_mels, x.device, n_fft) @ power  # (..., n_mels, T)
     return mel.clamp(min=LOG_FLOOR).log().transpose(-1, -2).contiguous()  # (..., T, n_mels)
-
-
-def speed_perturb(waveform: np.ndarray, factor: float) -> np.ndarray:
-    """(N,) at 16 kHz -> (≈ N / factor,): the speech plays `factor` times faster (pitch moves too).
-
-    As sox `speed`: the samples are read as if recorded at factor * 16 kHz and resampled to 16 kHz.
-    """
-    if factor <= 0:
-        raise ValueError(f"speed factor must be positive, got {factor}")
-    if factor == 1.0:
-        return waveform
-    import librosa
-
-    orig_sr = int(round(SAMPLE_RATE * factor))
-    out = librosa.resample(np.asarray(waveform, dtype=np.float32), orig_sr=orig_sr,
-                           target_sr=SAMPLE_RATE, res_type="soxr_hq")
-    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def _spans(starts_unit: torch.Tensor, widths_unit: torch.Tensor, max_width: torch.Tensor,
@@ -193,8 +142,6 @@ class StatsAccumulator:
         self.frames += x.shape[0]
         self.sum += x.sum(axis=0)
         self.sumsq += np.square(x).sum(axis=0)
-
-    add = accumulate  # the shorter name, kept for callers that use it
 
     def to_dict(self) -> dict:
         return {"frames": self.frames, "sum": self.sum.tolist(), "sumsq": self.sumsq.tolist()}
@@ -268,3 +215,28 @@ class FeatureStats:
         mean = (w * means).sum(axis=0)  # (F,)
         var = np.maximum((w * second).sum(axis=0) - np.square(mean), 0.0)  # (F,)
         return cls(mean=mean, std=np.sqrt(var), frames=int(frames.sum()))
+
+
+def batch_features(feats: list[torch.Tensor], stats: FeatureStats | None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Utterances [(T_b, F)] -> a model batch: features (B, T, F) float32 and lengths (B,) int64.
+
+    The one policy for every model input (training, evaluation, transcription): an utterance
+    shorter than MIN_INPUT_FRAMES, the model's shortest input, is extended to it with the
+    log-mel of silence (SILENCE_LOG_MEL) and counts those frames as real, so it still gives
+    one output frame; then CMVN with `stats` (skipped when None), and the padding after each
+    utterance's length is zeroed (the mean after CMVN).
+    """
+    padded = []
+    for f in feats:
+        f = torch.as_tensor(f).to(torch.float32)  # (T_b, F)
+        if f.shape[0] < MIN_INPUT_FRAMES:
+            f = torch.nn.functional.pad(f, (0, 0, 0, MIN_INPUT_FRAMES - f.shape[0]),
+                                        value=SILENCE_LOG_MEL)  # (MIN_INPUT_FRAMES, F)
+        padded.append(f)
+    lens = torch.tensor([f.shape[0] for f in padded], dtype=torch.int64)  # (B,)
+    x = torch.nn.utils.rnn.pad_sequence(padded, batch_first=True)  # (B, T, F)
+    if stats is not None:
+        x = stats.normalize(x)
+    real = torch.arange(x.shape[1])[None, :] < lens[:, None]  # (B, T)
+    return x * real[:, :, None], lens

@@ -26,6 +26,7 @@ class ModelPackage:
     tokenizers: dict[str, Tokenizer]
     stats: FeatureStats
     meta: dict
+    path: Path | None = None  # the model file it was loaded from, for messages
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -89,4 +90,4 @@ def load_package_model(path: str | Path, device: str | torch.device = "cpu"
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ckpt.CheckpointError(f"{path}: inconsistent model file ({e})") from None
     model.to(device).eval()
-    return model, ModelPackage(cfg, tokenizers, stats, meta)
+    return model, ModelPackage(cfg, tokenizers, stats, meta, path=path)

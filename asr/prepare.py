@@ -12,8 +12,8 @@ import json
 import time
 from pathlib import Path
 
+from asr.config import FeatureConfig
 from asr.feature_cache import build_cache
-from asr.features import FeatureConfig
 from asr.fileio import is_done, mark_done, read_jsonl
 from asr.languages import resolve_units
 from asr.tokenizer import Tokenizer, train_tokenizer, unseen_rate

@@ -9,7 +9,7 @@ The one place a model is built for training, in one of three ways:
     base=PATH    a trained model plus a new progressive column for the run's languages
                  (asr/model/progressive.py): earlier columns frozen, the base's statistics kept.
 
-The feature settings (asr/features.py: check_features) are checked wherever features meet a
+The feature settings (asr/config.py: check_features) are checked wherever features meet a
 model here: the run's against a base or init model's, and every cache's against the run's
 (LanguageData). `Trainer` (asr/train.py) receives what `build_run` returns and builds nothing.
 """
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from asr.config import RunConfig
+from asr.config import RunConfig, check_features, check_input_bins
 from asr.data import LanguageData, TrainingBatches
 from asr.device import Dist
 from asr.feature_cache import FeatureCache
-from asr.features import FeatureStats, check_features
+from asr.features import FeatureStats
 from asr.model.multilingual import MultilingualCTC
 from asr.model.progressive import add_column
 from asr.package import load_package_model
@@ -82,6 +82,7 @@ def start_model(cfg: RunConfig, data_dir: Path, locales: list[str], init: str | 
         model = MultilingualCTC(cfg.model, {loc: t.vocab_size for loc, t in tokenizers.items()})
         stats = FeatureStats.merged([FeatureCache.open(feature_dir(data_dir, loc, "train")).stats
                                      for loc in locales])
+        check_input_bins(cfg.features, cfg.model.n_mels, len(stats.mean), where="the run config")
         return cfg, model, tokenizers, stats
     path = init if init is not None else base
     model, pkg = load_package_model(path)

@@ -25,13 +25,13 @@ import numpy as np
 import torch
 
 from asr.audio import SAMPLE_RATE, AudioError, is_audio_file
+from asr.config import check_input_bins
 from asr.decode import DecodeConfig, Decoder, Hypothesis
-from asr.features import log_mel
+from asr.features import batch_features, log_mel
 from asr.languages import language
-from asr.model.encoder import MIN_INPUT_FRAMES
+from asr.model.encoder import SUBSAMPLING
 from asr.segment import MAX_SEGMENT_SECONDS, AudioSegment, segment_file, segment_waveform
 
-SUBSAMPLING = 4  # input frames per output frame (Conv2dSubsampling)
 GAP_SECONDS = 0.6  # a silence this long between words starts a new output segment
 FORMATS = ("txt", "json", "srt", "vtt")
 
@@ -107,10 +107,14 @@ class Transcriber:
         self.device = torch.device(device)
         self.features = package.config.features
         self.stats = package.stats
+        # Features are computed here from the package's own settings: what can still disagree
+        # is the number of mel bins between those settings, the model and the statistics.
+        check_input_bins(self.features, model.config.n_mels, len(self.stats.mean),
+                         where=str(package.path or "the model package"))
         self.decoder = Decoder(package.tokenizers, decode or DecodeConfig(), lm_paths)
         self.batch_samples = int(batch_seconds * SAMPLE_RATE)
         self.max_segment_seconds = max_segment_seconds
-        self.frame_seconds = SUBSAMPLING * self.features.hop_ms / 1000  # 0.04 s
+        self.frame_seconds = SUBSAMPLING * self.features.hop_ms / 1000  # 0.04 s per output frame
 
     @property
     def languages(self) -> list[str]:
@@ -222,18 +226,10 @@ class Transcriber:
             progress(sum(seg.duration_seconds for _, seg in batch))
 
     def _features(self, segments: list[AudioSegment]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Segments -> normalised padded log-mel (B, T, F) and lengths (B,)."""
-        min_samples = MIN_INPUT_FRAMES * self.features.hop_length
-        feats = []
-        for seg in segments:
-            x = seg.samples
-            if len(x) < min_samples:  # too short to give one output frame: pad with silence
-                x = np.pad(x, (0, min_samples - len(x)))
-            feats.append(log_mel(x, self.features))  # (T, F)
-        lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
-        padded = self.stats.normalize(torch.nn.utils.rnn.pad_sequence(feats, batch_first=True))
-        padded = padded * (torch.arange(padded.shape[1])[None, :, None] < lens[:, None, None])
-        return padded.to(self.device), lens.to(self.device)
+        """Segments -> normalised padded log-mel (B, T, F) and lengths (B,) (see batch_features)."""
+        feats, lens = batch_features([log_mel(seg.samples, self.features) for seg in segments],
+                                     self.stats)  # (B, T, F), (B,)
+        return feats.to(self.device), lens.to(self.device)
 
     def _to_segments(self, hyp: Hypothesis, seg: AudioSegment, locale: str) -> list[Segment]:
         """One decoded audio segment -> output segments, split at long silences between words."""

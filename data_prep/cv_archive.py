@@ -49,8 +49,8 @@ from collections import Counter
 from pathlib import Path
 
 from asr.audio import AudioBytes
+from asr.config import FeatureConfig
 from asr.feature_writer import Featurizer, StreamCacheWriter, cache_matches
-from asr.features import FeatureConfig
 from asr.fileio import atomic_write, mark_done, write_json
 from asr.prepare import feature_dir
 from asr.text import normalize_text
@@ -158,14 +158,14 @@ class _LocalePass:
         """Record a featurize() result: the header duration, and features into its split."""
         clip = result["key"]
         self.header[clip] = result.get("seconds", "unreadable_clip")
-        if "copies" not in result and "reason" not in result:
+        if "feats" not in result and "reason" not in result:
             return
         writer = self.writers[self.split_of[clip]]
         utt_id = os.path.splitext(clip)[0]
         if "reason" in result:
             writer.skip(utt_id, result["reason"])
         else:
-            writer.add(utt_id, result["copies"], result["audio_seconds"])
+            writer.add(utt_id, result["feats"], result["audio_seconds"])
 
 
 def prepare_locale_archives(
@@ -368,7 +368,5 @@ def _stage_params(archives: list[Path], hours: float | None, seed: int, train_so
     # size and mtime stand in for an archive's content: a new download redoes the stage
     inputs = [[str(a), a.stat().st_size, a.stat().st_mtime_ns] for a in archives]
     return {"format": MANIFEST_FORMAT, "archives": inputs, "hours": hours, "seed": seed,
-            "train_source": train_source, "features": {k: getattr(config, k) for k in
-                                                       ("n_mels", "win_ms", "hop_ms")}
-            | {"speed_factors": list(config.speed_factors)}}
+            "train_source": train_source, "features": config.identity()}
 

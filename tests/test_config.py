@@ -5,8 +5,12 @@ import pytest
 from asr.config import (
     CONFIG_DIR,
     ConfigError,
+    FeatureConfig,
+    FeatureMismatchError,
     TrainConfig,
     apply_overrides,
+    check_features,
+    check_input_bins,
     from_dict,
     load_run_config,
     run_config_from_dict,
@@ -54,3 +58,36 @@ def test_every_shipped_config_loads_and_round_trips(path):
 def test_missing_config_lists_shipped():
     with pytest.raises(ConfigError, match="default"):
         load_run_config("no-such-config")
+
+
+def test_feature_identity_is_checked_with_one_line_naming_both():
+    model = FeatureConfig(hop_ms=20.0)
+    stored = {"n_mels": 80, "win_ms": 25, "hop_ms": 10.0, "sample_rate": 16000, "dtype": "float16"}
+    with pytest.raises(FeatureMismatchError) as e:
+        check_features(model, stored, where="data/de/feats/train")
+    assert str(e.value) == (
+        "data/de/feats/train: features were computed with hop_ms=10.0 but the model uses "
+        "hop_ms=20.0; prepare the data again with the model's settings or drop the override")
+    assert isinstance(e.value, ValueError)
+    check_features(FeatureConfig(), stored, where="x")  # 25 (int, from JSON) is 25.0 ms
+    check_features(FeatureConfig(), FeatureConfig(freq_masks=0), where="x")  # SpecAugment: not identity
+    with pytest.raises(FeatureMismatchError, match=r"^base: .*n_mels=40, win_ms=20.0 but the model "
+                                                   r"uses n_mels=80, win_ms=25.0;"):
+        check_features(FeatureConfig(), FeatureConfig(n_mels=40, win_ms=20.0), where="base")
+    with pytest.raises(FeatureMismatchError, match="hop_ms=None"):  # a malformed index
+        check_features(FeatureConfig(), {"n_mels": 80, "win_ms": 25.0}, where="x")
+
+
+def test_input_bins_must_agree():
+    check_input_bins(FeatureConfig(n_mels=40), model_n_mels=40, stats_bins=40, where="m")
+    for model_n_mels, stats_bins in ((80, 40), (40, 80)):
+        with pytest.raises(FeatureMismatchError, match=r"^m\.safetensors: features have n_mels=40 "):
+            check_input_bins(FeatureConfig(n_mels=40), model_n_mels, stats_bins, where="m.safetensors")
+
+
+def test_retired_speed_factors():
+    """Old model files and run folders say speed_factors: [1.0] (off); anything else is refused."""
+    cfg = run_config_from_dict({"features": {"speed_factors": [1.0], "hop_ms": 10}})
+    assert cfg.features == FeatureConfig()
+    with pytest.raises(ConfigError, match="speed_factors.*removed"):
+        run_config_from_dict({"features": {"speed_factors": [0.9, 1.0, 1.1]}})

@@ -95,7 +95,7 @@ def test_cache_and_audio_give_the_training_transcripts(run_dir, fake_data, tmp_p
     model, pkg = load_package_model(run_dir)
     for loc in ("de", "zh-CN"):
         data = LanguageData(loc, fake_data / loc / "test.jsonl", feature_dir(fake_data, loc, "test"),
-                            pkg.tokenizers[loc])
+                            pkg.tokenizers[loc], features=pkg.config.features)
         triples = transcribe_split(model, data, pkg.tokenizers[loc], pkg.stats, torch.device("cpu"))
         decoded = decode_split(model, pkg, fake_data, loc, "test", Decoder(pkg.tokenizers),
                                torch.device("cpu"))

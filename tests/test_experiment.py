@@ -21,7 +21,7 @@ from asr.experiment import (
 from asr.experiment.config import EXPERIMENT_DIR
 from asr.experiment.data import prepare_experiment_data, shuffled_records
 from asr.experiment.report import efficiency, equivalent_hours, glance, headline, pooled_interval
-from asr.experiment.results import TestScores
+from asr.experiment.results import LocaleScores
 
 # 24 train clips of 0.4-1.0 s per language: 0.0047 h. Two points: about a third and all of it.
 HOURS = [0.0015, 0.0047]
@@ -231,9 +231,9 @@ def test_ratio_takes_the_first_crossing_of_a_bumpy_curve():
 
 def test_pooled_interval_widens_with_seed_spread():
     ids = tuple(f"u{i}" for i in range(50))
-    one = TestScores(50, {}, ids, tuple(i % 3 for i in range(50)), (4,) * 50)
+    one = LocaleScores(50, {}, ids, tuple(i % 3 for i in range(50)), (4,) * 50)
     same = pooled_interval([one, one])
-    spread = pooled_interval([one, TestScores(50, {}, ids, (4,) * 50, (4,) * 50)])
+    spread = pooled_interval([one, LocaleScores(50, {}, ids, (4,) * 50, (4,) * 50)])
     assert same[0] <= 0.25 <= same[1]
     assert spread[1] - spread[0] > same[1] - same[0]
 

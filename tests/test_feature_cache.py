@@ -8,8 +8,9 @@ import soundfile as sf
 
 import asr.feature_cache as fc
 from asr.audio import load_audio
-from asr.feature_cache import FeatureCache, FeatureCacheError, build_cache, speed_id
-from asr.features import FeatureConfig, FeatureStats, log_mel, num_frames
+from asr.config import FeatureConfig
+from asr.feature_cache import FeatureCache, FeatureCacheError, build_cache
+from asr.features import FeatureStats, log_mel, num_frames
 from asr.fileio import write_jsonl
 from asr.workers import exit_when_orphaned
 
@@ -167,13 +168,23 @@ def test_two_workers_identical_to_one(manifest, tmp_path, monkeypatch, start_met
     assert one.index["stats"] == two.index["stats"]
 
 
-def test_speed_perturbed_copies(manifest, tmp_path):
-    cfg = FeatureConfig(speed_factors=(0.9, 1.0, 1.1))
-    cache = build(manifest, tmp_path / "cache", config=cfg)
-    assert len(cache) == 15 and speed_id("a", 1.0) == "a"
-    for utt in GOOD:
-        slow, base, fast = (cache.frames(speed_id(utt, f)) for f in cfg.speed_factors)
-        assert abs(slow - base / 0.9) <= 2 and abs(fast - base / 1.1) <= 2
+def test_index_stores_identity_and_old_speed_factors(manifest, tmp_path, calls):
+    cache = build(manifest, tmp_path / "cache", config=FeatureConfig(hop_ms=20.0))
+    assert {k: cache.config[k] for k in ("n_mels", "win_ms", "hop_ms")} == {
+        "n_mels": 80, "win_ms": 25.0, "hop_ms": 20.0}
+    assert "speed_factors" not in cache.config
+    index_path = tmp_path / "cache" / "index.json"
+    index = json.loads(index_path.read_text())
+    index["config"]["speed_factors"] = [1.0]  # written before speed perturbation was removed
+    index_path.write_text(json.dumps(index))
+    assert np.array_equal(FeatureCache.open(tmp_path / "cache")["a"], cache["a"])  # still readable
+    index["config"]["speed_factors"] = [0.9, 1.0, 1.1]
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(FeatureCacheError, match=r"speed_factors \[0.9, 1.0, 1.1\].*asr prepare"):
+        FeatureCache.open(tmp_path / "cache")
+    rebuilt = build(manifest, tmp_path / "cache", config=FeatureConfig(hop_ms=20.0))  # no crash
+    # a fresh index (its shards, whose key still matches, are reused)
+    assert len(calls) == 3 and "speed_factors" not in rebuilt.config and rebuilt.verify() == []
 
 
 def test_open_missing_names_directory(tmp_path):

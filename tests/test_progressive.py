@@ -153,7 +153,7 @@ def tiny(*overrides):
 
 def dev_batch(data_dir, locale, tokenizer, stats):
     data = LanguageData(locale, data_dir / locale / "dev.jsonl", feature_dir(data_dir, locale, "dev"),
-                        tokenizer)
+                        tokenizer, features=tiny().features)
     return collate(data, list(range(len(data))), stats)
 
 

@@ -44,6 +44,7 @@ from test_commonvoice import BAD_ROWS, EXPECTED_REASON
 from asr.audio import AudioError, audio_info, load_audio
 from asr.checkpoint import CheckpointError, load_package, save_package
 from asr.cli import main
+from asr.config import FeatureConfig
 from asr.data import LanguageData
 from asr.feature_cache import MAX_UTTERANCE_SECONDS, build_cache
 from asr.features import num_frames
@@ -256,7 +257,8 @@ def test_feature_cache_reports_the_count(audio_cache):
 def test_training_data_skips_what_it_cannot_use(audio_cache, fake_data):
     cache, _, d = audio_cache
     tok = Tokenizer.load(fake_data / "de" / "tokenizer.model")
-    data = LanguageData("de", d / "train.jsonl", d / "feats", tok, max_utterance_seconds=20.0)
+    data = LanguageData("de", d / "train.jsonl", d / "feats", tok, max_utterance_seconds=20.0,
+                        features=FeatureConfig())
     bad = sum(cache_problem(c) is not None for c in AUDIO)
     # 5 samples give one feature frame: too short for one output frame, skipped, not a crash
     assert data.skipped == {"not_in_cache": bad, "too_long": 0, "too_short": 1, "empty_target": 0}

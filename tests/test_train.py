@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from asr.checkpoint import load_package
-from asr.config import load_run_config
-from asr.data import DataConfig, LanguageData, MultilingualSampler, make_buckets
+from asr.config import DataConfig, load_run_config
+from asr.data import LanguageData, MultilingualSampler, make_buckets
 from asr.package import load_package_model
 from asr.prepare import feature_dir
 from asr.tokenizer import Tokenizer
@@ -38,7 +38,8 @@ def test_buckets_respect_frame_budget():
 def test_sampler_alpha_and_one_language_per_batch(fake_data):
     tok = {loc: Tokenizer.load(fake_data / loc / "tokenizer.model") for loc in LOCALES}
     data = {loc: LanguageData(loc, fake_data / loc / "train.jsonl",
-                              feature_dir(fake_data, loc, "train"), tok[loc]) for loc in LOCALES}
+                              feature_dir(fake_data, loc, "train"), tok[loc],
+                              features=tiny().features) for loc in LOCALES}
     data["de"].hours *= 9  # pretend de has 9x the hours of zh-CN
     for alpha, expected in ((1.0, 0.9), (0.0, 0.5), (0.5, 0.75)):
         s = MultilingualSampler(data, DataConfig(batch_frames=1000, alpha=alpha), seed=1)
@@ -159,3 +160,17 @@ def test_resume_after_early_stop_stops_again(fake_data, tmp_path):
     (tmp_path / "run" / "summary.json").unlink()
     again = Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "run", resume=True, progress=False).fit()
     assert again["stopped_early"] and again["steps"] == 10
+
+
+def test_features_other_than_the_caches_are_refused_before_training(fake_data, tmp_path, capsys):
+    """Data prepared with 10 ms frames and a run asking for 20 ms: an error, not a model."""
+    from asr.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--config", "tiny", "--data", str(fake_data), "--locales", "de",
+                 "--out", str(out), "--set", "features.hop_ms=20"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"{feature_dir(fake_data, 'de', 'train')}: features were computed with hop_ms=10.0 " \
+           "but the model uses hop_ms=20.0" in err
+    assert not (out / "model.safetensors").exists() and not (out / "metrics.jsonl").exists()

@@ -40,11 +40,17 @@ def load_experiment_config(name: str | Path, overrides: list[str] = ()) -> Exper
     """Load an experiment YAML, apply `section.key=value` overrides, and check every run config
     it implies now rather than after data preparation."""
     exp = read_experiment_config(name, overrides)
+    identity = {}
     for s in (PRETRAIN, *exp.grid.strategies):
         try:
-            run_config(exp, s, 0)
+            identity[s] = run_config(exp, s, 0).features.identity()
         except ValueError as e:
             raise ConfigError(f"{s}: {e}") from None
+    odd = [s for s in identity if identity[s] != identity[PRETRAIN]]
+    if odd:  # the features are computed once for every run (SpecAugment may differ)
+        raise ConfigError(f"{odd[0]}: its overrides change the feature settings "
+                          f"({identity[odd[0]]} instead of {identity[PRETRAIN]}), but an "
+                          "experiment's features are computed once for all its runs")
     return exp
 
 

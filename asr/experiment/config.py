@@ -13,6 +13,7 @@ from pathlib import Path
 
 from asr.config import CONFIG_DIR, ConfigError, apply_overrides, from_dict, load_yaml
 from asr.experiment.strategies import strategy
+from asr.languages import resolve_units
 
 EXPERIMENT_DIR = CONFIG_DIR / "experiments"
 
@@ -150,6 +151,16 @@ def read_experiment_config(name: str | Path, overrides: list[str] = ()) -> Exper
     (asr.experiment.load_experiment_config also checks every run config it implies)."""
     data = apply_overrides(load_yaml(experiment_path(name)), list(overrides))
     exp = from_dict(ExperimentConfig, data)
+    c = exp.corpus
+    try:
+        for loc in (exp.target.locale, *exp.helpers.locales):
+            resolve_units(loc, c.units, c.units_for)  # a bad code or unit names the locale
+    except ValueError as e:
+        raise ConfigError(f"target/helpers: {e}") from None
+    stray = sorted(set(c.units_for) - {exp.target.locale, *exp.helpers.locales})
+    if stray:
+        raise ConfigError(f"corpus.units_for names {stray[0]}, which is neither the target nor a "
+                          "helper")
     if exp.target.locale in exp.helpers.locales:
         raise ConfigError(f"target {exp.target.locale} is also a helper language")
     if not exp.target.hours or min(exp.target.hours) <= 0:

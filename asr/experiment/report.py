@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.experiment.results import RunResult, TestScores
+from asr.experiment.results import RunResult, LocaleScores
 from asr.experiment.strategies import PRETRAIN, STRATEGIES, rank
 from asr.fileio import atomic_write, write_json, write_text
+from asr.languages import language
 
 RESAMPLES = 1000
 BASELINE = next(s.name for s in STRATEGIES.values() if s.role == "baseline")
@@ -74,7 +75,7 @@ def efficiency(curve: list[tuple[float, float]], hours: float, cer: float) -> di
 
 
 # ---- intervals ----------------------------------------------------------------------------
-def pooled_interval(runs: list[TestScores], resamples: int = RESAMPLES, seed: int = 0,
+def pooled_interval(runs: list[LocaleScores], resamples: int = RESAMPLES, seed: int = 0,
                     level: float = 0.95) -> tuple[float, float]:
     """Two-level bootstrap of the seed-mean error rate: resample seeds, then utterances.
 
@@ -184,6 +185,10 @@ def _order(strategy: str, hours: float | None) -> tuple:
 
 
 def metric_description(metric: str, locale: str) -> str:
+    """A metric's name for people: "SER, the toned syllable error rate (pinyin)"."""
+    rom = language(locale).romanisation
+    if rom is not None and rom.metric == metric:
+        return f"{metric.upper()}, the {rom.unit} error rate ({rom.kind})"
     return metric.upper()
 
 

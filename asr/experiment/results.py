@@ -20,7 +20,7 @@ class Metric:
 
 
 @dataclasses.dataclass(frozen=True)
-class TestScores:
+class LocaleScores:
     """One language's test set scored by one run."""
 
     utterances: int
@@ -44,7 +44,7 @@ class RunResult:
     hours: float | None  # target hours asked for; None for the helpers' pretraining
     actual_hours: float | None  # target hours the subset holds
     unseen_char_rate: float | None  # share of test characters never seen in training text
-    test: dict[str, TestScores]  # per language scored
+    test: dict[str, LocaleScores]  # per language scored
     parameters: int
     trainable_parameters: int
     train_seconds: float  # wall time over all sessions of the run

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from asr.device import cpu_cores
 from asr.experiment.plan import Job
-from asr.experiment.results import Metric, RunResult, TestScores
+from asr.experiment.results import Metric, RunResult, LocaleScores
 from asr.fileio import write_json, write_jsonl
 from asr.job_board import REFRESH_SECONDS, JobBoard, board_rows, eta_text
 from asr.workers import watch_parent
@@ -74,12 +74,13 @@ def _timing(run_dir: Path) -> dict:
     return {"train_seconds": 0.0, "sessions": 0} | timing
 
 
-def score_job(job: Job, device: str) -> dict[str, TestScores]:
+def score_job(job: Job, device: str) -> dict[str, LocaleScores]:
     """Greedy decoding of the run's test sets, scored with every metric of each language;
     writes test_<locale>.jsonl."""
     from asr.decode import Decoder
     from asr.device import resolve_device
-    from asr.evaluate import decode_split, score_texts
+    from asr.evaluate import decode_split
+    from asr.metrics import score_texts
     from asr.package import load_package_model
 
     dev = resolve_device(device)
@@ -90,7 +91,7 @@ def score_job(job: Job, device: str) -> dict[str, TestScores]:
         rows = decode_split(model, package, job.data_dir, loc, "test", decoder, dev)["rows"]
         write_jsonl(job.run_dir / f"test_{loc}.jsonl", rows)
         m = score_texts([r["reference"] for r in rows], [r["hypothesis"] for r in rows], loc)
-        scores[loc] = TestScores(
+        scores[loc] = LocaleScores(
             utterances=len(rows),
             metrics={name: Metric(x["rate"], tuple(x["ci95"])) for name, x in m.items()},
             ids=tuple(r["id"] for r in rows),

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+SUBSAMPLING = 4  # input frames per output frame: Conv2dSubsampling's two stride-2 convs
 MIN_INPUT_FRAMES = 7  # shortest input giving one output frame: 7 -> 3 -> 1 (70 ms at a 10 ms hop)
 ROTARY_BASE = 10000.0
 
@@ -28,7 +29,7 @@ def lengths_to_mask(lens: torch.Tensor, max_len: int) -> torch.Tensor:
 
 
 class Conv2dSubsampling(nn.Module):
-    """(B, T, n_mels) -> (B, T', d_model) with T' = ((T - 1) // 2 - 1) // 2, about T / 4.
+    """(B, T, n_mels) -> (B, T', d_model) with T' = ((T - 1) // 2 - 1) // 2, about T / SUBSAMPLING.
 
     Two unpadded 3x3 stride-2 convolutions, so each output frame only sees input frames it
     covers: real output frames (t < T') never read padding.
