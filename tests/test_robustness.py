@@ -435,7 +435,7 @@ FATAL_METADATA = {  # name -> (damage the release, locales argument, words of th
     "binary_header": (_binary_header, "de", "test.tsv: header row cannot be read"),
     "missing_tsv": (lambda rel: (rel.locale_dir / "dev.tsv").unlink(), "de", "dev.tsv: not found"),
     "missing_clips": (lambda rel: shutil.rmtree(rel.clips_dir), "de", "no clips folder"),
-    "unknown_locale": (lambda rel: None, "xx", "unknown locale 'xx'"),
+    "unknown_locale": (lambda rel: None, "de_DE", "unknown locale 'de_DE' (did you mean 'de'?"),
     "locale_case": (lambda rel: None, "zh-cn", "did you mean 'zh-CN'"),
     "absent_locale": (lambda rel: None, "fr", "no such locale folder in the release (found: de)"),
 }
