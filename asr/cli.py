@@ -127,12 +127,16 @@ def add_prepare(sub) -> None:
 
 
 def run_prepare(args) -> int:
+    from asr.languages import resolve_units
     from asr.prepare import prepare_data
     from data_prep.cv_archive import release_archives
     from data_prep.manifest import format_summary
     from data_prep.release import prepare_manifests
 
     locales = parse_locales(args.locales)
+    units_for = dict(args.units_for)
+    for locale in locales:  # a misspelt unit kind fails before the corpus is read
+        resolve_units(locale, args.units, units_for)
     if args.no_features and release_archives(args.cv_root, locales) is not None:
         raise ValueError("--no-features applies to release folders only: archives are read once, "
                          "and their features are computed in that pass")
@@ -151,7 +155,7 @@ def run_prepare(args) -> int:
         locales=locales,
         vocab_size=args.vocab_size,
         units=args.units,
-        units_for=dict(args.units_for),
+        units_for=units_for,
         workers=args.workers,
         features=not args.no_features,
     )

@@ -268,11 +268,11 @@ class Transcriber:
         if st.lid_sum is not None:
             probs = st.lid_sum / max(st.seconds, 1e-9)
             k = int(np.argmax(probs))
-            language, prob = self.languages[k], float(probs[k])
+            detected, prob = self.languages[k], float(probs[k])
         else:
-            language, prob = st.language, None
+            detected, prob = st.language, None
         return Transcript(st.source, sep.join(s.text for s in segments), segments,
-                          language, prob, round(st.seconds, 3))
+                          detected, prob, round(st.seconds, 3))
 
 
 # ---- output formats -------------------------------------------------------------------------

@@ -4,7 +4,8 @@ import warnings
 import pytest
 from cvfake import make_release
 
-from asr.cli import build_parser, main, parse_hours
+from asr.cli import build_parser, main, parse_hours, parse_unit_choice
+from asr.tokenizer import Tokenizer
 
 
 def subcommands():
@@ -27,11 +28,23 @@ def test_parse_hours():
         parse_hours("zh-CN:0.5")
 
 
+def test_units_for_is_checked_before_any_work(tmp_path, capsys):
+    assert parse_unit_choice(" zh-CN = pinyin") == ("zh-CN", "pinyin")
+    with pytest.raises(Exception, match="LOCALE=KIND"):
+        parse_unit_choice("zh-CN:pinyin")
+    argv = ["prepare", "--cv-root", str(tmp_path / "absent"), "--locales", "fr",
+            "--out", str(tmp_path / "data"), "--units-for", "fr=pinyin"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "units 'pinyin' for fr" in err and not (tmp_path / "data").exists()
+
+
 def test_prepare_end_to_end(tmp_path, capsys):
     for locale in ("fr", "zh-CN"):
         make_release(tmp_path / "cv", locale, train=8, dev=2, test=2, speakers=(4, 1, 1))
     argv = ["prepare", "--cv-root", str(tmp_path / "cv"), "--locales", "fr,zh-CN",
-            "--out", str(tmp_path / "data"), "--hours", "fr=0.001", "--workers", "1"]
+            "--out", str(tmp_path / "data"), "--hours", "fr=0.001", "--workers", "1",
+            "--units-for", "zh-CN=pinyin"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert main(argv) == 0
@@ -43,6 +56,8 @@ def test_prepare_end_to_end(tmp_path, capsys):
             assert rows and all(json.loads(r)["locale"] == locale for r in rows)
             assert (tmp_path / "data" / locale / "feats" / split / "index.json").exists()
         assert (tmp_path / "data" / locale / "tokenizer.model").exists()
+    assert Tokenizer.load(tmp_path / "data" / "zh-CN" / "tokenizer.model").kind == "pinyin"
+    assert Tokenizer.load(tmp_path / "data" / "fr" / "tokenizer.model").kind == "char"
     fr_hours = sum(json.loads(r)["duration"] for r in
                    (tmp_path / "data" / "fr" / "train.jsonl").read_text().splitlines()) / 3600
     assert fr_hours < 0.0015

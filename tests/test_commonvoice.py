@@ -171,7 +171,7 @@ def test_clip_dir_must_exist(tmp_path):
 def test_unknown_locale_and_folder_are_errors(tmp_path):
     rel = make_release(tmp_path / "cv")
     with pytest.raises(ValueError, match="unknown locale"):
-        prepare_manifests(rel.root, ["xx"], tmp_path / "out", progress=False)
+        prepare_manifests(rel.root, ["XX"], tmp_path / "out", progress=False)
     with pytest.raises(FileNotFoundError, match="found: de"):
         prepare_manifests(rel.root, ["fr"], tmp_path / "out", progress=False)
     with pytest.raises(ValueError, match="train_source"):

@@ -437,7 +437,7 @@ FATAL_METADATA = {  # name -> (damage the release, locales argument, words of th
     "binary_header": (_binary_header, "de", "test.tsv: header row cannot be read"),
     "missing_tsv": (lambda rel: (rel.locale_dir / "dev.tsv").unlink(), "de", "dev.tsv: not found"),
     "missing_clips": (lambda rel: shutil.rmtree(rel.clips_dir), "de", "no clips folder"),
-    "unknown_locale": (lambda rel: None, "xx", "unknown locale 'xx'"),
+    "unknown_locale": (lambda rel: None, "de_DE", "unknown locale 'de_DE' (did you mean 'de'?"),
     "locale_case": (lambda rel: None, "zh-cn", "did you mean 'zh-CN'"),
     "absent_locale": (lambda rel: None, "fr", "no such locale folder in the release (found: de)"),
 }
@@ -478,12 +478,12 @@ def test_broken_manifest_line_is_named(fake_data, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", [["train", "--config", "tiny", "--data", "{data}", "--out", "{tmp}/r",
-                                      "--locales", "xx"],
-                                     ["lm", "--data", "{data}", "--out", "{tmp}/x.arpa", "--locale", "xx"]])
+                                      "--locales", "XX"],
+                                     ["lm", "--data", "{data}", "--out", "{tmp}/x.arpa", "--locale", "XX"]])
 def test_unknown_locale_is_named_before_any_work(fake_data, tmp_path, capsys, command):
     argv = [a.format(data=fake_data, tmp=tmp_path) for a in command]
     code, _, err = cli(capsys, *argv)
-    assert code == 2 and "unknown locale 'xx'" in err and not (tmp_path / "r").exists()
+    assert code == 2 and "unknown locale 'XX'" in err and not (tmp_path / "r").exists()
 
 
 # ---- models and configs --------------------------------------------------------------------
@@ -523,7 +523,7 @@ def _foreign(path: Path, marker: Path) -> None:
 
 def _unknown_locale(path: Path, marker: Path) -> None:
     tensors, meta = load_package(path)
-    meta["languages"] = ["de", "xx"]
+    meta["languages"] = ["de", "XX"]
     save_package(path, tensors, meta)
 
 
@@ -538,7 +538,7 @@ MODEL_DAMAGE = {  # name -> (damage a copy of model.safetensors, words of the er
     "torch_save_zip": (_write_torch_save, "refusing to load it"),
     "text": (lambda p, m: p.write_text("just some text, not a model\n" * 5), "not a safetensors file"),
     "foreign_safetensors": (_foreign, "not a polyglot-asr file"),
-    "unknown_locale": (_unknown_locale, "unknown locale 'xx'"),
+    "unknown_locale": (_unknown_locale, "unknown locale 'XX'"),
 }
 
 
