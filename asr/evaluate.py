@@ -99,16 +99,6 @@ def format_scores(scores: dict[str, dict], step: int | None = None) -> str:
 WORST_SHOWN = 10
 
 
-def metric_report(refs: list[str], hyps: list[str], unit: str, seed: int = 0) -> dict:
-    """Deprecated: `score_texts` entry of one metric, unit "word" (WER) or "char" (CER).
-
-    Kept only until asr/experiment_runs.py calls `score_texts`; any locale with both metrics
-    gives the same numbers ("en" here), and romanised text is scored as words.
-    """
-    entry = score_texts(refs, hyps, "en", seed=seed, metrics=("wer" if unit == "word" else "cer",))
-    return next(iter(entry.values()))
-
-
 def score_locale(locale: str, rows: list[dict], seed: int = 0) -> dict:
     """rows [{id, reference, hypothesis, duration}] -> the report of one language: every
     metric of `score_texts` (per-utterance lists dropped), its primary metric, the worst

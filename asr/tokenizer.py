@@ -36,7 +36,6 @@ from collections.abc import Iterable, Sequence
 
 from asr.fileio import write_bytes
 from asr.languages import ALPHABETIC_UNITS, SUBWORD_UNITS, language, romanised_kinds
-from asr.pinyin import pinyin_units, to_pinyin
 
 # Id 0 of every vocabulary (token id = index into a CTC head's output, unitless) is the CTC
 # blank: the model heads, the loss and every decoder read it from here.
@@ -48,8 +47,8 @@ KINDS = (*ALPHABETIC_UNITS, *romanised_kinds())  # unigram, bpe, char, pinyin
 MAGIC = b"polyglot-asr tokenizer\n"
 FORMAT_VERSION = 1
 
-__all__ = ["BLANK_ID", "KINDS", "UNK_ID", "Tokenizer", "coverage_report", "pinyin_units",
-           "to_pinyin", "train_tokenizer", "unseen_rate"]
+__all__ = ["BLANK_ID", "KINDS", "UNK_ID", "Tokenizer", "coverage_report", "train_tokenizer",
+           "unseen_rate"]
 
 class Tokenizer:
     """Maps normalised text of one locale to CTC target ids and back (blank = 0, unk = 1)."""

@@ -16,10 +16,18 @@ def subcommands():
 
 @pytest.mark.parametrize("command", subcommands())
 def test_every_subcommand_has_help(command, capsys):
+    """--help exits 0, and lists every flag of the subcommand with a help string of its own."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
     with pytest.raises(SystemExit) as e:
         main([command, "--help"])
     assert e.value.code == 0
-    assert "--" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert sub.description or sub.format_usage()
+    flags = [a for a in sub._actions if a.option_strings and a.dest != "help"]
+    for action in flags:
+        assert action.help and len(action.help) > 10, f"{command} {action.option_strings[0]}: no help"
+        assert action.option_strings[-1] in out
 
 
 def test_parse_hours():

@@ -1,18 +1,21 @@
 import dataclasses
 
 import pytest
+import yaml
 
 from asr.config import (
     CONFIG_DIR,
     ConfigError,
     FeatureConfig,
     FeatureMismatchError,
+    RunConfig,
     TrainConfig,
     apply_overrides,
     check_features,
     check_input_bins,
     from_dict,
     load_run_config,
+    load_yaml,
     run_config_from_dict,
     run_config_to_dict,
 )
@@ -91,3 +94,25 @@ def test_retired_speed_factors():
     assert cfg.features == FeatureConfig()
     with pytest.raises(ConfigError, match="speed_factors.*removed"):
         run_config_from_dict({"features": {"speed_factors": [0.9, 1.0, 1.1]}})
+
+
+def test_code_defaults_are_default_yaml():
+    """default.yaml spells out every setting with the dataclasses' own default, so a user
+    reading it reads what `RunConfig()` does: the two cannot drift apart."""
+    shipped = load_yaml("default")
+    assert run_config_from_dict(shipped) == RunConfig()
+    for section, values in run_config_to_dict(RunConfig()).items():
+        if section in shipped:  # progressive: only for `train --strategy progressive`
+            spelled = {k for k, v in values.items() if v is not None}
+            assert set(shipped[section]) == spelled, section
+
+
+def test_experiment_model_is_a_named_config():
+    """An experiment's model is a shipped config (small.yaml for the synthetic sweeps), never
+    model overrides copied into each recipe."""
+    from asr.experiment.config import EXPERIMENT_DIR
+
+    for path in EXPERIMENT_DIR.glob("*.yaml"):
+        run = yaml.safe_load(path.read_text())["run"]
+        assert (CONFIG_DIR / f"{run['base']}.yaml").exists(), path.name
+        assert not [o for o in run.get("overrides", []) if o.startswith("model.")], path.name

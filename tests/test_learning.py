@@ -36,9 +36,7 @@ def trained(tmp_path_factory):
         warnings.simplefilter("ignore")
         prepare_manifests(root / "cv", LOCALES, root / "data", progress=False)
         prepare_data(root / "data", LOCALES, workers=2, progress=False)  # es: characters
-    cfg = load_run_config("default", [
-        "model.d_model=144", "model.layout=[0,4,0]", "data.batch_frames=3000",
-        f"train.max_steps={STEPS}", "train.warmup_steps=200", "train.valid_every=100"])
+    cfg = load_run_config("small", [f"train.max_steps={STEPS}"])  # the experiment model
     data, run = root / "data", root / "run"
     trainer = Trainer.from_data(cfg, data, LOCALES, run, progress=False)  # 1 thread (conftest)
     untrained = validate(trainer.model, trainer.dev_data, trainer.tokenizers, trainer.stats,

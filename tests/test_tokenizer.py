@@ -7,13 +7,13 @@ import warnings
 
 import pytest
 
+from asr.pinyin import to_pinyin
 from asr.text import normalize_text
 from asr.tokenizer import (
     BLANK_ID,
     UNK_ID,
     Tokenizer,
     coverage_report,
-    to_pinyin,
     train_tokenizer,
     unseen_rate,
 )

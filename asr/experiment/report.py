@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.experiment.results import RunResult, LocaleScores
+from asr.experiment.results import LocaleScores, RunResult
 from asr.experiment.strategies import PRETRAIN, STRATEGIES, rank
 from asr.fileio import atomic_write, write_json, write_text
 from asr.languages import language

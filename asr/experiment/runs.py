@@ -16,7 +16,7 @@ from pathlib import Path
 
 from asr.device import cpu_cores
 from asr.experiment.plan import Job
-from asr.experiment.results import Metric, RunResult, LocaleScores
+from asr.experiment.results import LocaleScores, Metric, RunResult
 from asr.fileio import write_json, write_jsonl
 from asr.job_board import REFRESH_SECONDS, JobBoard, board_rows, eta_text
 from asr.workers import watch_parent
