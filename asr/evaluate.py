@@ -155,10 +155,12 @@ def decode_split(model, package, data_dir: str | Path, locale: str, split: str, 
     manifest = data_dir / locale / f"{split}.jsonl"
     records = read_jsonl(manifest)
     features = package.config.features
-    check_input_bins(features, model.config.n_mels, len(package.stats.mean), where=str(package.path))
+    check_input_bins(features, model.config.n_mels, len(package.stats.mean),
+                     where=str(package.path or "the model package"))
     get, cache = _split_features(data_dir, locale, split, records, features)
     frames = np.array([cache.frames(r["id"]) if cache is not None and r["id"] in cache
-                       else num_frames(int(r["duration"] * SAMPLE_RATE)) for r in records])
+                       else num_frames(int(r["duration"] * SAMPLE_RATE), features.hop_length)
+                       for r in records])
     rows, failed = {}, []
     # Language ID: does the pooled LID head pick this locale? Only for models that can identify
     # a language before knowing it (shared input blocks) and know more than one.

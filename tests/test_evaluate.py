@@ -141,3 +141,22 @@ def test_evaluate_command_writes_reports(run_dir, fake_data, tmp_path, capsys):
     assert (run_dir / "eval_test.json").exists()
     assert main(["evaluate", "--model", str(run_dir), "--data", str(fake_data), "--lm", "x.arpa",
                  "--no-progress"]) == 2  # two languages: the LM must name its own
+
+
+def test_cache_with_other_feature_settings_is_refused(run_dir, fake_data, tmp_path, capsys):
+    """A test cache computed with 20 ms frames for a 10 ms model: an error, not a silent detour."""
+    from asr.config import FeatureConfig, FeatureMismatchError
+    from asr.feature_cache import build_cache
+
+    data = tmp_path / "data"
+    shutil.copytree(fake_data, data, ignore=shutil.ignore_patterns("feats"))
+    cache_dir = feature_dir(data, "de", "test")
+    build_cache(data / "de" / "test.jsonl", cache_dir, config=FeatureConfig(hop_ms=20.0), progress=False)
+    with pytest.raises(FeatureMismatchError, match=f"^{cache_dir}: features were computed with "
+                                                   r"hop_ms=20.0 but the model uses hop_ms=10.0;"):
+        evaluate_model(run_dir, data, split="test", locales=["de"])
+    assert main(["evaluate", "--model", str(run_dir), "--data", str(data), "--locales", "de",
+                 "--out", str(tmp_path / "rep"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(cache_dir) in err and "hop_ms=10.0" in err
+    assert not (tmp_path / "rep").exists()

@@ -11,6 +11,7 @@ import yaml
 from asr.config import from_dict, to_dict
 from asr.model import (
     MIN_INPUT_FRAMES,
+    SUBSAMPLING,
     ConformerBlock,
     Conv2dSubsampling,
     ModelConfig,
@@ -53,6 +54,14 @@ def test_subsampled_lengths_match_conv_output():
         assert expected >= 1, t
         assert expected == ((t - 1) // 2 - 1) // 2
     assert int(Conv2dSubsampling.subsampled_lengths(torch.tensor([MIN_INPUT_FRAMES - 1]))) < 1
+
+
+def test_subsampling_factor_is_the_front_ends():
+    sub = Conv2dSubsampling(n_mels=N_MELS, d_model=8, channels=2)
+    strides = [m.stride for m in sub.conv if isinstance(m, torch.nn.Conv2d)]
+    assert all(s[0] == s[1] for s in strides) and torch.tensor([s[0] for s in strides]).prod() == SUBSAMPLING
+    t = 4000  # frames: the output rate converges on input rate / SUBSAMPLING
+    assert abs(int(Conv2dSubsampling.subsampled_lengths(torch.tensor([t]))) - t / SUBSAMPLING) <= 2
 
 
 def test_subsampling_real_frames_never_read_padding():

@@ -243,3 +243,35 @@ def test_long_file_memory_is_bounded(run_dir, tmp_path):
     # several times that in features and activations; streaming keeps the peak flat once a
     # file is longer than the segment pool (2 x 30 s here)
     assert peaks[8] - peaks[2] < 10, peaks
+
+
+def test_inconsistent_feature_settings_are_refused(fake_data, tmp_path, capsys):
+    """The package's features, the model's input and the statistics must agree on n_mels."""
+    import dataclasses
+
+    from asr.config import FeatureConfig, FeatureMismatchError
+    from asr.features import FeatureStats
+    from asr.model.multilingual import MultilingualCTC
+    from asr.tokenizer import Tokenizer
+    from asr.transcribe import Transcriber
+
+    cfg = load_run_config("tiny")
+    toks = {loc: Tokenizer.load(fake_data / loc / "tokenizer.model") for loc in LOCALES}
+    model = MultilingualCTC(cfg.model, {loc: t.vocab_size for loc, t in toks.items()})
+    wav = tmp_path / "a.wav"
+    sf.write(wav, tone_bursts(1.0, 16000)[:, 0], 16000)
+    good = tmp_path / "good.safetensors"
+    save_model(good, model, cfg, toks, FeatureStats(np.zeros(80), np.ones(80), 1))
+    # a 20 ms clip (2 frames) is padded with silence to the model's shortest input
+    short = Transcriber(*load_package_model(good)).run([np.zeros(320, np.float32)], lang="de")
+    assert next(short).duration_seconds == pytest.approx(0.02)
+    cases = {"features.safetensors": (dataclasses.replace(cfg, features=FeatureConfig(n_mels=40)), 80),
+             "stats.safetensors": (cfg, 40)}
+    for name, (bad_cfg, bins) in cases.items():
+        save_model(tmp_path / name, model, bad_cfg, toks, FeatureStats(np.zeros(bins), np.ones(bins), 1))
+        with pytest.raises(FeatureMismatchError, match=f"{name}: features have n_mels="):
+            Transcriber(*load_package_model(tmp_path / name))
+        assert main(["transcribe", str(wav), "--model", str(tmp_path / name), "--lang", "de",
+                     "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and name in err and "Traceback" not in err
