@@ -174,3 +174,18 @@ def test_features_other_than_the_caches_are_refused_before_training(fake_data, t
     assert f"{feature_dir(fake_data, 'de', 'train')}: features were computed with hop_ms=10.0 " \
            "but the model uses hop_ms=20.0" in err
     assert not (out / "model.safetensors").exists() and not (out / "metrics.jsonl").exists()
+
+
+def test_a_base_model_with_other_features_is_refused(fake_data, tmp_path):
+    """Fine-tuning or a progressive column on a model trained with 10 ms frames, asked to use
+    20 ms ones: refused before anything is built, naming the model file and both settings."""
+    from asr.config import FeatureMismatchError
+
+    Trainer.from_data(tiny("train.max_steps=2"), fake_data, ["de"], tmp_path / "de",
+                      progress=False).fit()
+    for start in ("init", "base"):
+        with pytest.raises(FeatureMismatchError, match=rf"^{tmp_path / 'de'} \(the model this run "
+                           r"starts from\): features were computed with hop_ms=20.0 but the model "
+                           r"uses hop_ms=10.0"):
+            Trainer.from_data(tiny("features.hop_ms=20"), fake_data, ["zh-CN"], tmp_path / start,
+                              progress=False, **{start: tmp_path / "de"})
