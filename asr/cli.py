@@ -403,14 +403,14 @@ def add_lm(sub) -> None:
         "lm", formatter_class=_formatter,
         help="build an n-gram LM (ARPA, Kneser-Ney) from a language's training text",
         description="Count n-grams in data/<locale>/<split>.jsonl transcripts and write an ARPA "
-        "file with interpolated Kneser-Ney smoothing: words for European locales, the "
-        "tokenizer's units (characters or syllables) for zh-CN.")
+        "file with interpolated Kneser-Ney smoothing: words for languages written with spaces, the "
+        "tokenizer's units (characters, or romanised units such as pinyin) for the others.")
     p.add_argument("--data", default=Path("data"), type=Path, help="prepared data directory")
     p.add_argument("--locale", required=True, help="locale whose text to model, e.g. de or zh-CN")
     p.add_argument("--order", type=int, default=3, help="n-gram order")
     p.add_argument("--unit", choices=("auto", "word", "token"), default="auto",
                    help="LM symbols: words, or the tokenizer's units (open vocabulary); auto = "
-                   "words for European locales, characters/syllables for zh-CN")
+                   "words for spaced languages, the tokenizer's units for unspaced ones (asr/languages.py)")
     p.add_argument("--split", default="train", help="manifest whose norm_text is the training text")
     p.add_argument("--text", type=Path, action="append", default=[],
                    help="extra raw text file, one sentence a line (normalised here; repeatable)")

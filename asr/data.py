@@ -14,7 +14,7 @@ import torch
 
 from asr.config import DataConfig, FeatureConfig, check_features
 from asr.feature_cache import FeatureCache
-from asr.features import FeatureStats, batch_features
+from asr.features import SILENCE_LOG_MEL, FeatureStats
 from asr.fileio import read_jsonl
 from asr.model.encoder import MIN_INPUT_FRAMES
 from asr.tokenizer import Tokenizer
@@ -142,6 +142,31 @@ class Batch:
         return Batch(self.locale, self.feats.to(device, non_blocking=True),
                      self.feat_lens.to(device), self.targets.to(device),
                      self.target_lens.to(device), self.ids)
+
+
+def batch_features(feats: list[torch.Tensor], stats: FeatureStats | None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Utterances [(T_b, F)] -> a model batch: features (B, T, F) float32 and lengths (B,) int64.
+
+    The one policy for every model input (training, evaluation, transcription): an utterance
+    shorter than MIN_INPUT_FRAMES, the model's shortest input, is extended to it with the
+    log-mel of silence (SILENCE_LOG_MEL) and counts those frames as real, so it still gives
+    one output frame; then CMVN with `stats` (skipped when None), and the padding after each
+    utterance's length is zeroed (the mean after CMVN).
+    """
+    padded = []
+    for f in feats:
+        f = torch.as_tensor(f).to(torch.float32)  # (T_b, F)
+        if f.shape[0] < MIN_INPUT_FRAMES:
+            f = torch.nn.functional.pad(f, (0, 0, 0, MIN_INPUT_FRAMES - f.shape[0]),
+                                        value=SILENCE_LOG_MEL)  # (MIN_INPUT_FRAMES, F)
+        padded.append(f)
+    lens = torch.tensor([f.shape[0] for f in padded], dtype=torch.int64)  # (B,)
+    x = torch.nn.utils.rnn.pad_sequence(padded, batch_first=True)  # (B, T, F)
+    if stats is not None:
+        x = stats.normalize(x)
+    real = torch.arange(x.shape[1])[None, :] < lens[:, None]  # (B, T)
+    return x * real[:, :, None], lens
 
 
 def collate(data: LanguageData, indices, stats: FeatureStats | None) -> Batch:

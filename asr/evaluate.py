@@ -18,10 +18,10 @@ from tqdm import tqdm
 
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.config import FeatureConfig, check_features, check_input_bins
-from asr.data import LanguageData, collate, eval_batches, make_buckets
+from asr.data import LanguageData, batch_features, collate, eval_batches, make_buckets
 from asr.decode import DecodeConfig, Decoder, greedy_hypotheses
 from asr.device import eval_batch_frames
-from asr.features import FeatureStats, batch_features, log_mel, num_frames
+from asr.features import FeatureStats, log_mel, num_frames
 from asr.fileio import read_jsonl
 from asr.languages import language
 from asr.metrics import BOOTSTRAP_RESAMPLES, score_texts

@@ -17,7 +17,6 @@ import torch
 
 from asr.audio import SAMPLE_RATE
 from asr.config import FeatureConfig
-from asr.model.encoder import MIN_INPUT_FRAMES
 
 _DEFAULT = FeatureConfig()  # the shipped settings, which the constants below describe
 N_FFT = _DEFAULT.n_fft  # 400 samples, 25 ms window at 16 kHz
@@ -215,28 +214,3 @@ class FeatureStats:
         mean = (w * means).sum(axis=0)  # (F,)
         var = np.maximum((w * second).sum(axis=0) - np.square(mean), 0.0)  # (F,)
         return cls(mean=mean, std=np.sqrt(var), frames=int(frames.sum()))
-
-
-def batch_features(feats: list[torch.Tensor], stats: FeatureStats | None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Utterances [(T_b, F)] -> a model batch: features (B, T, F) float32 and lengths (B,) int64.
-
-    The one policy for every model input (training, evaluation, transcription): an utterance
-    shorter than MIN_INPUT_FRAMES, the model's shortest input, is extended to it with the
-    log-mel of silence (SILENCE_LOG_MEL) and counts those frames as real, so it still gives
-    one output frame; then CMVN with `stats` (skipped when None), and the padding after each
-    utterance's length is zeroed (the mean after CMVN).
-    """
-    padded = []
-    for f in feats:
-        f = torch.as_tensor(f).to(torch.float32)  # (T_b, F)
-        if f.shape[0] < MIN_INPUT_FRAMES:
-            f = torch.nn.functional.pad(f, (0, 0, 0, MIN_INPUT_FRAMES - f.shape[0]),
-                                        value=SILENCE_LOG_MEL)  # (MIN_INPUT_FRAMES, F)
-        padded.append(f)
-    lens = torch.tensor([f.shape[0] for f in padded], dtype=torch.int64)  # (B,)
-    x = torch.nn.utils.rnn.pad_sequence(padded, batch_first=True)  # (B, T, F)
-    if stats is not None:
-        x = stats.normalize(x)
-    real = torch.arange(x.shape[1])[None, :] < lens[:, None]  # (B, T)
-    return x * real[:, :, None], lens

@@ -26,8 +26,9 @@ import torch
 
 from asr.audio import SAMPLE_RATE, AudioError, is_audio_file
 from asr.config import check_input_bins
+from asr.data import batch_features
 from asr.decode import DecodeConfig, Decoder, Hypothesis
-from asr.features import batch_features, log_mel
+from asr.features import log_mel
 from asr.languages import language
 from asr.model.encoder import SUBSAMPLING
 from asr.segment import MAX_SEGMENT_SECONDS, AudioSegment, segment_file, segment_waveform

@@ -19,9 +19,9 @@ from data_prep.manifest import (
     FIELD_TYPES,
     ManifestError,
     format_summary,
-    prepare_manifests,
     read_manifest,
 )
+from data_prep.release import prepare_manifests
 
 
 def prepare(rel: FakeRelease, out, **kwargs) -> dict:

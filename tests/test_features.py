@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from asr.config import FeatureConfig
+from asr.data import batch_features
 from asr.features import (
     HOP_LENGTH,
     N_MELS,
     SAMPLE_RATE,
     SILENCE_LOG_MEL,
     FeatureStats,
-    batch_features,
     log_mel,
     mel_filters,
     num_frames,
