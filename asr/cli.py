@@ -452,6 +452,8 @@ def run_lm(args) -> int:
 
 
 def add_experiment(sub) -> None:
+    from asr.experiment.strategies import NAMES as STRATEGY_NAMES
+
     p = sub.add_parser(
         "experiment", formatter_class=_formatter,
         help="the transfer experiment: target CER against hours, with and without helper languages",
@@ -460,7 +462,8 @@ def add_experiment(sub) -> None:
         "transfer_commonvoice): prepare the data, train every strategy x target hours x seed "
         "under one budget rule, score the test sets and write results.md, results.csv and "
         "cer_vs_hours.png. Finished runs are skipped and interrupted ones resumed; a changed "
-        "config gets new runs.")
+        f"config gets new runs. Strategies (grid.strategies): {', '.join(STRATEGY_NAMES)}; what "
+        "each means is its record in asr/experiment/strategies.py.")
     p.add_argument("--config", required=True, help="experiment YAML: a path or a shipped name")
     p.add_argument("--out", type=Path, default=None, help="experiment directory (default: exp/<name>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -483,8 +486,8 @@ def add_experiment(sub) -> None:
 def run_experiment(args) -> int:
     import torch
 
-    from asr.experiment import load_experiment_config
-    from asr.experiment import run_experiment as run
+    from asr.experiment.study import load_experiment_config
+    from asr.experiment.study import run_experiment as run
     from asr.train import TrainingError
 
     if args.threads:

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from asr.cli import main as asr
 
 # Prefer a model that holds all five languages (the helpers' heads stay exact in progressive).
@@ -45,33 +47,33 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def pick_run(report: dict) -> dict:
-    """The run whose model shows the most languages, at the most Mandarin hours."""
+    """The run whose model shows the most languages, at the most target hours."""
     runs = [r for r in report["runs"] if r["strategy"] in MODEL_PREFERENCE]
     return min(runs, key=lambda r: (MODEL_PREFERENCE.index(r["strategy"]), -r["target_hours"],
                                     r["seed"]))
 
 
-def transcribe_examples(run: dict, helpers: dict | None, clips: int) -> None:
-    """A few test clips per language: Mandarin with `run`'s model; the helper languages with
-    the helpers' own model when there is one (fine-tuning on Mandarin degrades their heads)."""
+def transcribe_examples(run: dict, helpers: dict | None, clips: int, target: str) -> None:
+    """A few test clips per language: the target with `run`'s model; the helper languages with
+    the helpers' own model when there is one (fine-tuning on the target degrades their heads)."""
     from asr import load_model
 
     data = Path(json.loads((Path(run["run_dir"]) / "job.json").read_text())["data"])
     model = load_model(run["run_dir"])
     own = load_model(helpers["run_dir"]) if helpers else model
-    print(f"zh-CN: {run['run_dir']} ({run['strategy']}, {run['target_hours']:g} h of Mandarin)")
+    print(f"{target}: {run['run_dir']} ({run['strategy']}, {run['target_hours']:g} h of {target})")
     if helpers:
         print(f"others: {helpers['run_dir']} (the helpers' model it started from)")
     for locale in model.languages:
-        m = own if locale in own.languages and locale != "zh-CN" else model
+        m = own if locale in own.languages and locale != target else model
         rows = [json.loads(x) for x in (data / locale / "test.jsonl").read_text().splitlines()]
         for r in rows[:clips]:
             hyp = m.transcribe(r["audio"], lang=locale).text
             print(f"  [{locale}] {Path(r['audio']).name}\n      ref: {r['norm_text']}\n      hyp: {hyp}")
 
 
-def untrained_cer(run: dict) -> float:
-    """CER of the same architecture with fresh random weights on the same Mandarin test set."""
+def untrained_cer(run: dict, target: str) -> float:
+    """CER of the same architecture with fresh random weights on the same target test set."""
     import torch
 
     from asr.decode import Decoder
@@ -81,23 +83,23 @@ def untrained_cer(run: dict) -> float:
 
     _, package = load_package_model(run["run_dir"])
     torch.manual_seed(0)
-    fresh = MultilingualCTC(package.config.model, {"zh-CN": package.tokenizers["zh-CN"].vocab_size})
+    fresh = MultilingualCTC(package.config.model, {target: package.tokenizers[target].vocab_size})
     fresh.eval()
     data = Path(json.loads((Path(run["run_dir"]) / "job.json").read_text())["data"])
-    rows = decode_split(fresh, package, data, "zh-CN", "test", Decoder(package.tokenizers),
+    rows = decode_split(fresh, package, data, target, "test", Decoder(package.tokenizers),
                         torch.device("cpu"))["rows"]
-    return score([(r["id"], r["reference"], r["hypothesis"]) for r in rows], "zh-CN")["cer"]
+    return score([(r["id"], r["reference"], r["hypothesis"]) for r in rows], target)["cer"]
 
 
-def constant_output_cer(run: dict) -> float:
-    """CER of always answering the most frequent Mandarin training transcript."""
+def constant_output_cer(run: dict, target: str) -> float:
+    """CER of always answering the most frequent target training transcript."""
     from asr.evaluate import score
 
-    data = Path(json.loads((Path(run["run_dir"]) / "job.json").read_text())["data"]) / "zh-CN"
+    data = Path(json.loads((Path(run["run_dir"]) / "job.json").read_text())["data"]) / target
     train = [json.loads(x)["norm_text"] for x in (data / "train.jsonl").read_text().splitlines()]
     guess = max(sorted(set(train)), key=train.count)
     test = [json.loads(x)["norm_text"] for x in (data / "test.jsonl").read_text().splitlines()]
-    return score([("", ref, guess) for ref in test], "zh-CN")["cer"]
+    return score([("", ref, guess) for ref in test], target)["cer"]
 
 
 def main(argv=None) -> None:
@@ -114,17 +116,18 @@ def main(argv=None) -> None:
         sys.exit(rc)
     out = Path(args.out)
     report = json.loads((out / "report.json").read_text())
+    target = yaml.safe_load((out / "experiment.yaml").read_text())["target"]["locale"]
     run = pick_run(report)
     helpers = None if run["strategy"] == "progressive" else next(
         (r for r in report["runs"] if r["strategy"] == "pretrain" and r["seed"] == run["seed"]), None)
 
     print("\n== 3. held-out test clips, reference and hypothesis", flush=True)
-    transcribe_examples(run, helpers, args.clips)
+    transcribe_examples(run, helpers, args.clips, target)
     baseline = next((r for r in report["runs"] if r["strategy"] == "target_only"), run)
-    print(f"\nFor comparison, on the same Mandarin test set an untrained model of the same "
-          f"shape scores {100 * untrained_cer(baseline):.1f}% CER (random weights emit wrong "
-          f"characters), and always answering the most frequent training sentence "
-          f"{100 * constant_output_cer(baseline):.1f}%.")
+    print(f"\nFor comparison, on the same {target} test set an untrained model of the same "
+          f"shape scores {100 * untrained_cer(baseline, target):.1f}% CER (random weights emit "
+          f"wrong characters), and always answering the most frequent training sentence "
+          f"{100 * constant_output_cer(baseline, target):.1f}%.")
 
     print("\n== 4. results\n")
     md = (out / "results.md").read_text(encoding="utf-8")

@@ -9,19 +9,13 @@ from cvfake import make_release
 
 import asr.train
 from asr.config import ConfigError
-from asr.experiment import (
-    STRATEGIES,
-    Strategy,
-    budget_rule,
-    load_experiment_config,
-    plan_jobs,
-    run_config,
-    run_experiment,
-)
 from asr.experiment.config import EXPERIMENT_DIR
 from asr.experiment.data import prepare_experiment_data, shuffled_records
+from asr.experiment.plan import budget_rule, plan_jobs, run_config
 from asr.experiment.report import efficiency, equivalent_hours, glance, headline, pooled_interval
 from asr.experiment.results import LocaleScores
+from asr.experiment.strategies import STRATEGIES, Strategy
+from asr.experiment.study import load_experiment_config, run_experiment
 
 # 24 train clips of 0.4-1.0 s per language: 0.0047 h. Two points: about a third and all of it.
 HOURS = [0.0015, 0.0047]

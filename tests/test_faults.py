@@ -492,7 +492,7 @@ def test_kill_while_writing(fake_data, reference_run, tmp_path, target):
 
 @pytest.mark.slow
 def test_kill_during_experiment_sweep(big_release, tmp_path):
-    from asr.experiment import load_experiment_config, run_experiment
+    from asr.experiment.study import load_experiment_config, run_experiment
 
     config = tmp_path / "exp.yaml"
     config.write_text(yaml.safe_dump({

@@ -1,0 +1,63 @@
+"""The whole study in two calls: `load_experiment_config` and `run_experiment` (what
+`asr experiment` runs); see the package docstring for the steps.
+"""
+
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from asr.config import ConfigError, to_dict
+from asr.experiment.config import ExperimentConfig, read_experiment_config
+from asr.experiment.data import prepare_experiment_data
+from asr.experiment.plan import budget_rule, package_versions, plan_jobs, run_config
+from asr.experiment.report import write_report
+from asr.experiment.runs import finished_result, run_jobs
+from asr.experiment.strategies import PRETRAIN
+from asr.fileio import write_text
+
+
+def load_experiment_config(name: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """Load an experiment YAML, apply `section.key=value` overrides, and check every run config
+    it implies now rather than after data preparation."""
+    exp = read_experiment_config(name, overrides)
+    identity = {}
+    for s in (PRETRAIN, *exp.grid.strategies):
+        try:
+            identity[s] = run_config(exp, s, 0).features.identity()
+        except ValueError as e:
+            raise ConfigError(f"{s}: {e}") from None
+    odd = [s for s in identity if identity[s] != identity[PRETRAIN]]
+    if odd:  # the features are computed once for every run (SpecAugment may differ)
+        raise ConfigError(f"{odd[0]}: its overrides change the feature settings "
+                          f"({identity[odd[0]]} instead of {identity[PRETRAIN]}), but an "
+                          "experiment's features are computed once for all its runs")
+    return exp
+
+
+def run_experiment(exp: ExperimentConfig, out_dir: str | Path | None = None, device: str = "auto",
+                   progress: bool = True, report_only: bool = False, workers: int = 1,
+                   threads: int = 0) -> dict:
+    """Prepare, train every run not yet finished, score, and write the report; returns it.
+
+    workers > 1 trains that many runs at once in separate processes with `threads` torch
+    threads each (0: the CPU cores shared out among the runs training at the moment).
+    """
+    root = Path(out_dir or Path("exp") / exp.name)
+    root.mkdir(parents=True, exist_ok=True)
+    write_text(root / "experiment.yaml", yaml.safe_dump(to_dict(exp), sort_keys=False,
+                                                         allow_unicode=True))
+    write_text(root / "versions.txt", "\n".join(package_versions()) + "\n")
+    facts = prepare_experiment_data(exp, root, run_config(exp, "target_only", 0).features)
+    jobs = plan_jobs(exp, root)
+    if report_only:
+        results = [r for j in jobs if (r := finished_result(j)) is not None]
+        print(f"{len(results)} of {len(jobs)} runs finished; reporting those", flush=True)
+    else:
+        results = run_jobs(jobs, facts, exp.target.locale, device=device, progress=progress,
+                           workers=workers, threads=threads)
+    report = write_report(exp, root, results, facts, budget_rule(exp))
+    print(f"\nreport: {root / 'results.md'}\nplot:   {root / 'cer_vs_hours.png'}", flush=True)
+    return report
