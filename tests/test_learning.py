@@ -36,7 +36,9 @@ def trained(tmp_path_factory):
         warnings.simplefilter("ignore")
         prepare_manifests(root / "cv", LOCALES, root / "data", progress=False)
         prepare_data(root / "data", LOCALES, workers=2, progress=False)  # es: characters
-    cfg = load_run_config("small", [f"train.max_steps={STEPS}"])  # the experiment model
+    # the experiment model with the 64-channel front end this bound was set on; with small's
+    # own 32 channels, 1500 updates ended at dev CER es 0.47, zh-CN 0.53 (measured)
+    cfg = load_run_config("small", [f"train.max_steps={STEPS}", "model.subsampling_channels=64"])
     data, run = root / "data", root / "run"
     trainer = Trainer.from_data(cfg, data, LOCALES, run, progress=False)  # 1 thread (conftest)
     untrained = validate(trainer.model, trainer.dev_data, trainer.tokenizers, trainer.stats,
