@@ -241,3 +241,9 @@ def test_json_for_programs_never_holds_nan_or_infinity(tmp_path):
                                                           "nested": {"y": None}}
     write_jsonl(tmp_path / "b.jsonl", [{"loss": float("nan")}])
     assert strict((tmp_path / "b.jsonl").read_text()) == {"loss": None}
+
+
+def test_loss_weights_for_a_language_not_trained_are_refused(fake_data, tmp_path):
+    with pytest.raises(TrainingError, match="data.loss_weights names fr"):
+        Trainer.from_data(tiny("data.loss_weights={fr: 2.0}"), fake_data, ["de"], tmp_path / "r",
+                          progress=False)
