@@ -22,7 +22,7 @@ from tqdm import tqdm
 from asr import checkpoint as ckpt
 from asr.config import RunConfig, run_config_to_dict
 from asr.data import LanguageData
-from asr.device import Dist, choose_precision, keep_freed_memory, resolve_device
+from asr.device import Dist, choose_precision, keep_freed_memory, machine_name, resolve_device
 from asr.evaluate import format_scores, metric_value, validate
 from asr.features import FeatureStats, spec_augment
 from asr.fileio import copy_file, write_json
@@ -404,7 +404,8 @@ class Trainer:
                 "trainable_parameters": sum(p.numel() for p in self.model.parameters()
                                             if p.requires_grad),
                 **self.batches.describe(),
-                "device": str(self.device), "world_size": self.dist.world_size,
+                "device": str(self.device), "machine": machine_name(self.device),
+                "world_size": self.dist.world_size,
                 "threads": torch.get_num_threads()} | self.precision.to_dict() | (
                     {"columns": self.model.parameter_report()}
                     if isinstance(self.model, ProgressiveCTC) else {})
