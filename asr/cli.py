@@ -7,7 +7,6 @@ one step that sits above the library); those imports are local to the subcommand
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -299,7 +298,7 @@ def run_transcribe(args) -> int:
     from tqdm import tqdm
 
     from asr.audio import AudioError, audio_info
-    from asr.fileio import write_text
+    from asr.fileio import to_json_line, write_text
     from asr.package import load_package_model
     from asr.transcribe import Failure, Transcriber, collect_audio_files, format_transcript
 
@@ -340,7 +339,7 @@ def run_transcribe(args) -> int:
         elif len(files) == 1:
             sys.stdout.write(text)
         elif args.format == "json":
-            print(json.dumps(result.to_dict(), ensure_ascii=False))
+            print(to_json_line(result.to_dict()), end="")
         else:
             print(f"{path}\t{result.text}")
         sys.stdout.flush()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 from asr.audio import SAMPLE_RATE
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+SELECT_METRIC = re.compile(r"[A-Za-z0-9-]+_(cer|wer)")  # mean_cer, zh-CN_wer, ...
 
 
 class ConfigError(ValueError):
@@ -86,7 +88,8 @@ def from_dict(cls, data: dict | None, prefix: str = ""):
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {e}") from None
+        where = prefix.rstrip(".") or cls.__name__
+        raise ConfigError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
 
 
 def to_dict(obj) -> dict:
@@ -130,6 +133,45 @@ def _parse_value(raw: str):
     return value
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric config field; each bound closed or open (None: none)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value) -> bool:
+        return not ((self.low is not None and (value < self.low or (self.low_open and value == self.low)))
+                    or (self.high is not None and (value > self.high
+                                                   or (self.high_open and value == self.high))))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}")
+
+
+def ranged(default, low=None, high=None, low_open: bool = False, high_open: bool = False):
+    """A dataclass field whose value `check_ranges` keeps inside [low, high] (or open bounds)."""
+    return dataclasses.field(default=default,
+                             metadata={"range": Range(low, high, low_open, high_open)})
+
+
+def check_ranges(obj, section: str) -> None:
+    """Raise ValueError naming `section.key`, the value and the allowed range, for the first
+    field of dataclass `obj` outside its Range, or any float field that is NaN or infinite."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{section}.{f.name} must be a finite number, got {value}")
+        allowed = f.metadata.get("range")
+        if allowed is not None and value is not None and value not in allowed:
+            raise ValueError(f"{section}.{f.name} must be {allowed}, got {value!r}")
+
+
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML config of plain values; a name without a path means a shipped config."""
     p = Path(path)
@@ -160,26 +202,20 @@ class FeatureConfig:
     """How audio becomes features (FEATURE_FIELDS: a feature cache's identity) and how features
     are augmented in training (the SpecAugment fields, applied on the fly)."""
 
-    n_mels: int = 80  # mel bins
-    win_ms: float = 25.0  # analysis window = FFT size
-    hop_ms: float = 10.0  # frame shift
-    freq_masks: int = 2  # frequency masks per utterance
-    freq_mask_width: int = 15  # max mel bins per frequency mask
-    time_masks: int = 10  # max time masks per utterance
-    frames_per_time_mask: int = 100  # one time mask per this many real frames, up to time_masks
-    time_mask_width_frames: int = 40  # max frames per time mask
-    time_mask_max_ratio: float = 0.2  # all time masks together cover at most this share of frames
+    n_mels: int = ranged(80, 1, 512)  # mel bins
+    win_ms: float = ranged(25.0, 0, 1000, low_open=True)  # analysis window = FFT size
+    hop_ms: float = ranged(10.0, 0, 1000, low_open=True)  # frame shift
+    freq_masks: int = ranged(2, 0)  # frequency masks per utterance
+    freq_mask_width: int = ranged(15, 0)  # max mel bins per frequency mask
+    time_masks: int = ranged(10, 0)  # max time masks per utterance
+    # one time mask per this many real frames, up to time_masks
+    frames_per_time_mask: int = ranged(100, 1)
+    time_mask_width_frames: int = ranged(40, 0)  # max frames per time mask
+    # all time masks together cover at most this share of frames
+    time_mask_max_ratio: float = ranged(0.2, 0, 1)
 
     def __post_init__(self):
-        if self.n_mels <= 0 or self.win_ms <= 0 or self.hop_ms <= 0:
-            raise ValueError("n_mels, win_ms and hop_ms must be positive")
-        counts = ("freq_masks", "freq_mask_width", "time_masks", "frames_per_time_mask",
-                  "time_mask_width_frames")
-        negative = [k for k in counts if getattr(self, k) < 0]
-        if negative:
-            raise ValueError(f"SpecAugment settings must not be negative: {', '.join(negative)}")
-        if not 0.0 <= self.time_mask_max_ratio <= 1.0:
-            raise ValueError(f"time_mask_max_ratio must be in [0, 1], got {self.time_mask_max_ratio}")
+        check_ranges(self, "features")
 
     @property
     def n_fft(self) -> int:
@@ -232,37 +268,62 @@ def check_input_bins(features: FeatureConfig, model_n_mels: int, stats_bins: int
 class DataConfig:
     """How utterances become batches."""
 
-    batch_frames: int = 24000  # padded 10 ms input frames per batch (240 s of audio)
-    max_batch_utterances: int = 128
-    alpha: float = 0.5  # language sampling p_l ∝ hours_l^alpha: 1 proportional, 0 uniform
-    max_utterance_seconds: float = 20.0  # longer training utterances are skipped (counted)
+    batch_frames: int = ranged(24000, 1)  # padded 10 ms input frames per batch (240 s of audio)
+    max_batch_utterances: int = ranged(128, 1)
+    # language sampling p_l ∝ hours_l^alpha: 1 proportional, 0 uniform
+    alpha: float = ranged(0.5, 0)
+    # longer training utterances are skipped (counted)
+    max_utterance_seconds: float = ranged(20.0, 0, low_open=True)
     loss_weights: dict[str, float] | None = None  # per-language loss weight, default 1
+
+    def __post_init__(self):
+        check_ranges(self, "data")
+        for loc, w in (self.loss_weights or {}).items():
+            if not (math.isfinite(w) and w >= 0):
+                raise ValueError(f"data.loss_weights.{loc} must be a finite number >= 0, got {w}")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation, validation and checkpoint selection."""
 
-    seed: int = 0
-    max_steps: int = 4000  # optimizer updates
-    lr: float = 5e-4  # peak learning rate, after warmup (1e-3, 2e-3: far longer in CTC's blank plateau)
-    warmup_steps: int = 400
-    final_lr_ratio: float = 0.05  # cosine decay from lr to lr * final_lr_ratio at max_steps
-    weight_decay: float = 1e-2
-    grad_clip: float = 5.0
-    accum_steps: int = 1  # batches per optimizer update
+    seed: int = ranged(0, 0)
+    max_steps: int = ranged(4000, 1)  # optimizer updates
+    # peak learning rate, after warmup (1e-3, 2e-3: far longer in CTC's blank plateau)
+    lr: float = ranged(5e-4, 0, 10, low_open=True)
+    warmup_steps: int = ranged(400, 0)
+    # cosine: decay from lr to lr * final_lr_ratio at max_steps, whatever happens on dev.
+    # plateau: hold lr after warmup; after `patience` validations without improvement (past
+    # min_steps) multiply it by decay_factor; stop when that would take it below
+    # lr * final_lr_ratio. The cap max_steps is then only a safety net.
+    schedule: typing.Literal["cosine", "plateau"] = "cosine"
+    final_lr_ratio: float = ranged(0.05, 0, 1, low_open=True)
+    # plateau: lr multiplier at each plateau
+    decay_factor: float = ranged(0.5, 0, 1, low_open=True, high_open=True)
+    weight_decay: float = ranged(1e-2, 0)
+    grad_clip: float = ranged(5.0, 0, low_open=True)
+    accum_steps: int = ranged(1, 1)  # batches per optimizer update
     # auto: bf16 where the hardware runs it natively, fp16 on GPUs without bf16, else fp32
     # (asr/device.py); an explicit bf16 on other hardware is obeyed with a warning
     precision: typing.Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     spec_augment: bool = True
-    lid_weight: float = 0.1  # weight of the language-ID loss beside CTC
-    valid_every: int = 250  # steps between validations
+    lid_weight: float = ranged(0.1, 0)  # weight of the language-ID loss beside CTC
+    valid_every: int = ranged(250, 1)  # steps between validations
     select_metric: str = "mean_cer"  # mean_cer, mean_wer, or <locale>_cer / <locale>_wer
-    patience: int = 0  # validations without improvement before stopping; 0 never stops early
-    min_steps: int = 0  # no early stop before this many updates (CTC's initial blank plateau)
-    keep_checkpoints: int = 3  # last N validation checkpoints kept (and averaged at the end)
-    log_every: int = 20
-    max_bad_steps: int = 20  # consecutive non-finite losses before training aborts
+    # validations without improvement before stopping (cosine) or decaying (plateau); 0: never
+    patience: int = ranged(0, 0)
+    # no early stop before this many updates (CTC's initial blank plateau)
+    min_steps: int = ranged(0, 0)
+    # last N validation checkpoints kept (and averaged at the end)
+    keep_checkpoints: int = ranged(3, 1)
+    log_every: int = ranged(20, 1)
+    max_bad_steps: int = ranged(20, 1)  # consecutive non-finite losses before training aborts
+
+    def __post_init__(self):
+        check_ranges(self, "train")
+        if not SELECT_METRIC.fullmatch(self.select_metric):
+            raise ValueError(f"train.select_metric must be mean_cer, mean_wer or "
+                             f"<locale>_cer / <locale>_wer, got {self.select_metric!r}")
 
 
 @dataclasses.dataclass(frozen=True)

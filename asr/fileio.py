@@ -6,6 +6,7 @@ import contextlib
 import errno
 import glob
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -90,18 +91,36 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         f.write(data)
 
 
+def json_safe(obj):
+    """`obj` with every NaN or infinite float replaced by None, so the JSON written from it is
+    standard JSON (no NaN/Infinity tokens, which most JSON readers refuse)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def to_json_line(row: dict) -> str:
+    """One JSONL line of `row` (json_safe), ending in a newline."""
+    return json.dumps(json_safe(row), ensure_ascii=False, allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
+    """`obj` as indented standard JSON (json_safe), atomically."""
     with atomic_write(path) as f:
-        json.dump(obj, f, ensure_ascii=False, indent=2)
+        json.dump(json_safe(obj), f, ensure_ascii=False, indent=2, allow_nan=False)
         f.write("\n")
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
-    """Write one JSON object per line; returns the number of rows."""
+    """Write one JSON object per line (json_safe); returns the number of rows."""
     n = 0
     with atomic_write(path) as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            f.write(to_json_line(row))
             n += 1
     return n
 

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from asr.fileio import write_json, write_jsonl
+from asr.fileio import to_json_line, write_json, write_jsonl
 
 
 class RunLog:
@@ -45,7 +45,7 @@ class RunLog:
 
     def _write(self, row: dict) -> None:
         if self._file is not None:
-            self._file.write(json.dumps(row | {"time": time.time()}) + "\n")
+            self._file.write(to_json_line(row | {"time": time.time()}))
             self._file.flush()
 
     def train(self, step: int, row: dict) -> None:
@@ -65,6 +65,11 @@ class RunLog:
             for loc, s in scores.items():
                 for metric in ("cer", "wer"):
                     self._tb.add_scalar(f"valid_{metric}/{loc}", s[metric], step)
+
+    def event(self, step: int, name: str, **fields) -> None:
+        """A one-off event of training (a learning-rate decay, ...) with its values."""
+        if self.enabled:
+            self._write({"kind": "event", "step": step, "name": name} | fields)
 
     def count(self, name: str, step: int) -> None:
         """Count one event (a skipped step, ...) at `step`; the totals survive a resume."""

@@ -112,6 +112,10 @@ def build_run(cfg: RunConfig, data_dir: str | Path, locales: list[str],
     data_dir = Path(data_dir)
     locales = [check_locale(loc) for loc in locales]
     dist = dist or Dist.from_env()
+    stray = sorted(set(cfg.data.loss_weights or {}) - set(locales))
+    if stray:
+        raise StartError(f"data.loss_weights names {', '.join(stray)}, which this run does not "
+                         f"train (its languages: {', '.join(locales)})")
     cfg, model, tokenizers, stats = start_model(cfg, data_dir, locales, init=init, base=base)
     freeze(model, list(freeze_prefixes))
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from asr import checkpoint as ckpt
 from asr.config import RunConfig, run_config_to_dict
 from asr.data import LanguageData
-from asr.device import Dist, choose_precision, keep_freed_memory, resolve_device
+from asr.device import Dist, choose_precision, keep_freed_memory, machine_name, resolve_device
 from asr.evaluate import format_scores, metric_value, validate
 from asr.features import FeatureStats, spec_augment
 from asr.fileio import copy_file, write_json
@@ -44,11 +44,15 @@ LID_MEMORY = 64  # pooled vectors kept per language for the language-ID replay
 
 
 def lr_lambda(cfg) -> callable:
-    """Linear warmup, then cosine decay to `final_lr_ratio` of the peak at max_steps."""
+    """The learning rate at an update as a share of the peak: linear warmup, then (cosine) a
+    cosine decay to `final_lr_ratio` at max_steps, or (plateau) the peak, which the Trainer
+    scales down on dev plateaus."""
 
     def f(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "plateau":
+            return 1.0
         progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
         return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -83,6 +87,12 @@ class Trainer:
         self.progress = progress and self.dist.main
         self.cfg, self.model, self.tokenizers, self.stats = cfg, model, tokenizers, stats
         self.batches, self.dev_data = batches, dev
+        if dev:  # a selection metric naming no dev set would only fail at the first validation
+            try:
+                metric_value({loc: {"cer": 1.0, "wer": 1.0} for loc in [*dev, "mean"]},
+                             cfg.train.select_metric)
+            except ValueError as e:
+                raise TrainingError(f"train.select_metric: {e}") from None
         self.model.to(self.device).train()  # a loaded package comes back in eval mode
         params = [p for p in self.model.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
@@ -92,7 +102,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.train.weight_decay},
              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.train.lr, fused=True)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg.train))
+        self.lr_share = lr_lambda(cfg.train)  # step -> share of the peak
+        self.lr_scale = 1.0  # plateau decays so far (1, decay_factor, decay_factor^2, ...)
         self.precision = choose_precision(cfg.train.precision, self.device)
         self.amp = self.precision.autocast_dtype
         if self.device.type == "cpu":
@@ -139,12 +150,12 @@ class Trainer:
         try:
             self.model.load_state_dict(model_t)
             ckpt.load_optimizer_state(self.optimizer, tensors, meta["optimizer"])
-            self.scheduler.load_state_dict(meta["scheduler"])
             self.batches.load_state_dict(meta["sampler"])
         except (KeyError, ValueError, RuntimeError) as e:
             raise TrainingError(f"--resume: {path} belongs to another model (other --locales, "
                                 f"config or --init?): {str(e).splitlines()[0]}") from None
         self.step, self.best, self.best_step = meta["step"], meta["best"], meta["best_step"]
+        self.lr_scale = meta["lr_scale"]
         self.bad_validations, self.checkpoints = meta["bad_validations"], meta["checkpoints"]
         self.lid_memory = {k[len("lid_memory."):]: v.to(self.device) for k, v in tensors.items()
                            if k.startswith("lid_memory.")}
@@ -154,7 +165,7 @@ class Trainer:
         tensors = ({f"model.{k}": v for k, v in self.model.state_dict().items()} | opt_t
                    | {f"lid_memory.{k}": v for k, v in self.lid_memory.items()})
         ckpt.save_package(self._state_path(), tensors, {
-            "optimizer": opt_meta, "scheduler": self.scheduler.state_dict(),
+            "optimizer": opt_meta, "lr_scale": self.lr_scale,
             "sampler": self.batches.state_dict(), "step": self.step, "best": self.best,
             "best_step": self.best_step, "bad_validations": self.bad_validations,
             "checkpoints": self.checkpoints})
@@ -245,14 +256,19 @@ class Trainer:
                                        / 1000 * self.dist.world_size)  # frames x s per frame
             stats["locale"] = batch.locale
         if stats["finite"]:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr()
             self.scaler.unscale_(self.optimizer)
             stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(
                 self.model.parameters(), tc.grad_clip).item()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        self.scheduler.step()
         self.step += 1
         return stats
+
+    def lr(self) -> float:
+        """The learning rate of the current update."""
+        return self.cfg.train.lr * self.lr_share(self.step) * self.lr_scale
 
     # ---- validation and checkpoints -----------------------------------------------------
     def _validate_and_save(self) -> bool:
@@ -279,13 +295,32 @@ class Trainer:
             if improved:
                 copy_file(path, self.out / "model.safetensors")
             self._save_state()
-        return self._patience_spent()
+        return self._plateau()
 
     def _patience_spent(self) -> bool:
-        """Early stopping's condition: `patience` validations without improvement, past min_steps."""
+        """`patience` validations without improvement, past min_steps."""
         patience = self.cfg.train.patience
         return bool(patience and self.bad_validations >= patience
                     and self.step >= self.cfg.train.min_steps)
+
+    def _converged(self) -> bool:
+        """Whether training should stop now: patience spent and (cosine) that is all, or
+        (plateau) the next decay would take the learning rate below its floor."""
+        tc = self.cfg.train
+        floor = self.lr_scale * tc.decay_factor < tc.final_lr_ratio
+        return self._patience_spent() and (tc.schedule == "cosine" or floor)
+
+    def _plateau(self) -> bool:
+        """After a validation: True when training should stop; on a plateau that is not yet
+        the end (plateau schedule), the learning rate decays instead."""
+        if self._converged() or not self._patience_spent():
+            return self._converged()
+        self.lr_scale *= self.cfg.train.decay_factor
+        self.bad_validations = 0
+        self.log.event(self.step, "lr_decay", lr_scale=self.lr_scale)
+        if self.dist.main:
+            self._save_state()  # the decay survives a kill
+        return False
 
     def _save_model(self, path: Path, state: dict | None = None) -> None:
         save_model(path, self.model, self.cfg, self.tokenizers, self.stats, state=state,
@@ -306,7 +341,7 @@ class Trainer:
         t0, audio, bad_in_row = time.perf_counter(), 0.0, 0
         # A run killed after it decided to stop early (state saved, summary not yet written)
         # must stop again on --resume, not train on.
-        stopped_early = self.resumed and self._patience_spent()
+        stopped_early = self.resumed and self._converged()
         while self.step < tc.max_steps and not stopped_early:
             if stop_at is not None and self.step >= stop_at:
                 return {"stopped_at": self.step}
@@ -324,7 +359,7 @@ class Trainer:
             if self.step % tc.log_every == 0 or self.step == tc.max_steps:
                 elapsed = time.perf_counter() - t0
                 row = {"loss": s["loss"], "ctc": s["ctc"], "lid": s["lid"],
-                       "lr": self.scheduler.get_last_lr()[0], "grad_norm": s.get("grad_norm"),
+                       "lr": self.lr(), "grad_norm": s.get("grad_norm"),
                        "audio_seconds_per_second": audio / elapsed, "locale": s.get("locale")}
                 self.log.train(self.step, row)
                 bar.set_postfix(loss=f"{s['loss']:.3f}", lr=f"{row['lr']:.1e}",
@@ -338,6 +373,7 @@ class Trainer:
 
     def _finish(self, stopped_early: bool) -> dict:
         summary = {"steps": self.step, "stopped_early": stopped_early, "best_step": self.best_step,
+                   "final_lr": self.lr(),
                    f"best_{self.cfg.train.select_metric}": self.best,
                    "non_finite_steps": self.log.counts["non_finite_steps"],  # skipped updates
                    **self.precision.to_dict()}
@@ -368,7 +404,8 @@ class Trainer:
                 "trainable_parameters": sum(p.numel() for p in self.model.parameters()
                                             if p.requires_grad),
                 **self.batches.describe(),
-                "device": str(self.device), "world_size": self.dist.world_size,
+                "device": str(self.device), "machine": machine_name(self.device),
+                "world_size": self.dist.world_size,
                 "threads": torch.get_num_threads()} | self.precision.to_dict() | (
                     {"columns": self.model.parameter_report()}
                     if isinstance(self.model, ProgressiveCTC) else {})

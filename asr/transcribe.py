@@ -29,6 +29,7 @@ from asr.config import check_input_bins
 from asr.data import batch_features
 from asr.decode import DecodeConfig, Decoder, Hypothesis
 from asr.features import log_mel
+from asr.fileio import json_safe
 from asr.languages import language
 from asr.model.encoder import SUBSAMPLING
 from asr.segment import MAX_SEGMENT_SECONDS, AudioSegment, segment_file, segment_waveform
@@ -290,7 +291,7 @@ def format_transcript(t: Transcript, fmt: str) -> str:
     if fmt == "txt":
         return t.text + "\n"
     if fmt == "json":
-        return json.dumps(t.to_dict(), ensure_ascii=False, indent=2) + "\n"
+        return json.dumps(json_safe(t.to_dict()), ensure_ascii=False, indent=2) + "\n"
     if fmt == "srt":
         return "".join(f"{k}\n{_clock(s.start_seconds, ',')} --> {_clock(s.end_seconds, ',')}\n{s.text}\n\n"
                        for k, s in enumerate(t.segments, 1))

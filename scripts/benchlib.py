@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from asr.device import cpu_bf16_features
+from asr.device import cpu_bf16_features, cpu_model
 
 MATMUL_MIN_SECONDS = 0.3  # each matmul-peak sample runs at least this long
 
@@ -58,13 +58,7 @@ class Timer:
 
 def machine_description(threads: int) -> dict:
     """CPU model, cores, memory, versions and load: what a reader needs to compare figures."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
         memory_gb = pages * page_size / 2**30

@@ -116,3 +116,45 @@ def test_experiment_model_is_a_named_config():
         run = yaml.safe_load(path.read_text())["run"]
         assert (CONFIG_DIR / f"{run['base']}.yaml").exists(), path.name
         assert not [o for o in run.get("overrides", []) if o.startswith("model.")], path.name
+
+
+@pytest.mark.parametrize("override, key, allowed", [
+    ("train.accum_steps=0", "train.accum_steps", ">= 1"),
+    ("train.max_steps=0", "train.max_steps", ">= 1"),
+    ("train.max_steps=-5", "train.max_steps", ">= 1"),
+    ("train.valid_every=0", "train.valid_every", ">= 1"),
+    ("train.log_every=0", "train.log_every", ">= 1"),
+    ("train.lr=0", "train.lr", "in (0, 10]"),
+    ("train.lr=.nan", "train.lr", "finite"),
+    ("train.grad_clip=-1", "train.grad_clip", "> 0"),
+    ("train.keep_checkpoints=0", "train.keep_checkpoints", ">= 1"),
+    ("train.decay_factor=1", "train.decay_factor", "in (0, 1)"),
+    ("train.final_lr_ratio=0", "train.final_lr_ratio", "in (0, 1]"),
+    ("data.batch_frames=0", "data.batch_frames", ">= 1"),
+    ("data.alpha=-1", "data.alpha", ">= 0"),
+    ("data.alpha=.inf", "data.alpha", "finite"),
+    ("data.max_utterance_seconds=0", "data.max_utterance_seconds", "> 0"),
+    ("data.loss_weights={de: -1}", "data.loss_weights.de", ">= 0"),
+    ("features.hop_ms=0", "features.hop_ms", "in (0, 1000]"),
+    ("features.n_mels=100000", "features.n_mels", "in [1, 512]"),
+    ("features.frames_per_time_mask=0", "features.frames_per_time_mask", ">= 1"),
+    ("features.time_mask_max_ratio=1.5", "features.time_mask_max_ratio", "in [0, 1]"),
+    ("train.select_metric=best", "train.select_metric", "mean_cer"),
+])
+def test_values_outside_their_range_are_refused_at_load(override, key, allowed):
+    """Every numeric setting has a range, checked when the config loads: the error names the
+    key, the allowed range and the value, on one line."""
+    with pytest.raises(ConfigError) as e:
+        load_run_config("tiny", [override])
+    message = str(e.value)
+    assert message.startswith(key) and allowed in message and "\n" not in message
+
+
+def test_every_numeric_setting_has_a_range():
+    """A new numeric field without a range would accept anything: the table must grow with it."""
+    from asr.config import DataConfig, FeatureConfig
+
+    for cls in (FeatureConfig, DataConfig, TrainConfig):
+        for f in dataclasses.fields(cls):
+            if f.type in ("int", "float"):
+                assert "range" in f.metadata, f"{cls.__name__}.{f.name} has no range"

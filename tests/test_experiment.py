@@ -384,3 +384,60 @@ def test_a_european_target_runs_to_a_report(european_release, tmp_path):
     assert "it CER against hours" in md and "Forgetting" in md
     assert (out / "cer_vs_hours.png").stat().st_size > 1000
     assert [f["strategy"] for f in report["forgetting"]] == ["finetune", "finetune"]
+
+
+def test_ledger_carries_a_sweep_across_machines(release, tmp_path, monkeypatch, capsys):
+    """Finished runs go to the committed ledger; on a machine without the run directories the
+    sweep trains nothing it records, the report is rebuilt from the ledger alone, and a run
+    missing from it is trained again together with the helpers' model it starts from."""
+    from asr.experiment.ledger import Ledger
+
+    ledger_path = tmp_path / "docs" / "ledger.jsonl"
+    cfg = write_config(tmp_path / "l.yaml", release)
+    cfg.write_text(cfg.read_text() + f"ledger: {ledger_path}\n")
+    first = run(cfg, tmp_path / "a")
+    ledger = Ledger(ledger_path)
+    assert len(ledger) == 1 + 2 * len(HOURS)
+    assert all(r.machine and r.dev_curve for r in ledger.runs.values())
+    lines = ledger_path.read_text().splitlines()
+    assert lines == sorted(lines, key=lambda x: (json.loads(x)["strategy"],
+                                                 json.loads(x)["hours"] or -1.0,
+                                                 json.loads(x)["seed"], json.loads(x)["key"]))
+    capsys.readouterr()
+    real_fit = asr.train.Trainer.fit
+    monkeypatch.setattr(asr.train.Trainer, "fit", lambda *a, **k: pytest.fail("retrained"))
+    elsewhere = run(cfg, tmp_path / "b")  # another machine: no run directories
+    assert elsewhere["runs"] == first["runs"]
+    assert capsys.readouterr().out.count("in the ledger") == 1 + 2 * len(HOURS)
+    # one progressive run lost from the ledger: it and the helpers' model are trained again
+    kept = [x for x in lines if not (json.loads(x)["strategy"] == "progressive"
+                                     and json.loads(x)["hours"] == HOURS[0])]
+    ledger_path.write_text("\n".join(kept) + "\n")
+    trained = []
+
+    def fit(self, *args, **kwargs):
+        trained.append(self.out.name.split("-s")[0])
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(asr.train.Trainer, "fit", fit)
+    again = run(cfg, tmp_path / "c")
+    assert sorted(trained) == ["pretrain", f"progressive-h{HOURS[0]:g}"]
+    assert len(Ledger(ledger_path)) == 1 + 2 * len(HOURS)
+    assert [r["strategy"] for r in again["runs"]] == [r["strategy"] for r in first["runs"]]
+
+
+def test_report_quotes_no_ratio_from_a_capped_run():
+    from asr.experiment.report import ratios
+
+    def row(strategy, hours, cer, capped=False):
+        return {"strategy": strategy, "hours": hours, "actual_hours": hours, "cer": cer,
+                "cer_lo": cer - 0.05, "cer_hi": cer + 0.05, "hit_cap": [capped]}
+
+    rows = [row("target_only", 0.1, 0.8), row("target_only", 0.2, 0.6),
+            row("target_only", 0.4, 0.4, capped=True), row("finetune", 0.1, 0.5),
+            row("finetune", 0.2, 0.3, capped=True)]
+    out = {(r["strategy"], r["hours"]): r for r in ratios(rows)}
+    assert out[("finetune", 0.2)]["kind"] == "capped" and out[("finetune", 0.2)]["ratio"] is None
+    # the capped 0.4 h baseline point is not on the curve: 0.5 beats every converged point
+    assert out[("finetune", 0.1)]["kind"] == "above"
+    assert out[("finetune", 0.1)]["equivalent_hours"] == 0.2

@@ -67,16 +67,47 @@ def test_result_keeps_input_order(records):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_whole_speakers_but_at_most_one(records, seed):
+def test_speakers_share_each_subset_evenly(records, seed):
+    """Round-robin: in every subset, speakers who still have utterances left hold as many as
+    any other speaker, give or take one."""
     per_speaker: dict[str, int] = {}
     for r in records:
         per_speaker[r["speaker"]] = per_speaker.get(r["speaker"], 0) + 1
-    for hours in HOUR_VALUES:
+    for hours in HOUR_VALUES[1:]:
         chosen: dict[str, int] = {}
         for r in select_hours(records, hours, seed):
             chosen[r["speaker"]] = chosen.get(r["speaker"], 0) + 1
-        partial = [s for s, n in chosen.items() if n < per_speaker[s]]
-        assert len(partial) <= 1
+        most = max(chosen.values())
+        assert all(n >= most - 1 or n == per_speaker[s] for s, n in chosen.items())
+        # and nobody is left out while others have two or more
+        assert most <= 1 or set(chosen) == set(per_speaker)
+
+
+def heavy_tailed_records(n_speakers: int = 200, seed: int = 5) -> list[dict]:
+    """Common Voice's shape: speaker sizes Zipf-like, the top speaker holding a large share."""
+    rng = random.Random(seed)
+    records = []
+    for s in range(n_speakers):
+        for u in range(max(1, int(400 / (s + 1) ** 1.1))):
+            records.append({"id": f"s{s:03d}_{u:03d}", "speaker": f"s{s:03d}",
+                            "duration": round(rng.uniform(2.0, 7.0), 3)})
+    return records
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_heavy_tailed_speakers_small_subsets_hold_many_voices(seed):
+    records = heavy_tailed_records()
+    top_share = max(sum(r["speaker"] == s for r in records) for s in {"s000"}) / len(records)
+    assert top_share > 0.15  # the shape that gave single-speaker subsets
+    speakers = []
+    for hours in (0.05, 0.1, 0.5, 1.0):
+        chosen = select_hours(records, hours, seed)
+        counts: dict[str, int] = {}
+        for r in chosen:
+            counts[r["speaker"]] = counts.get(r["speaker"], 0) + 1
+        speakers.append(len(counts))
+        assert max(counts.values()) / len(chosen) <= 0.1  # no speaker dominates
+    assert speakers[0] >= 30 and speakers == sorted(speakers)  # grows with the hours
 
 
 def test_more_hours_than_the_pool_takes_all_and_warns(records):
@@ -97,12 +128,12 @@ def test_negative_hours_rejected(records):
         select_hours(records, -0.1, seed=0)
 
 
-def test_seeded_order_groups_speakers(records):
+def test_seeded_order_is_round_robin_over_speakers(records):
     order = seeded_order(records, seed=3)
     assert sorted(order) == list(range(len(records)))
-    speakers = [records[i]["speaker"] for i in order]
-    runs = [s for i, s in enumerate(speakers) if i == 0 or s != speakers[i - 1]]
-    assert len(runs) == len(set(speakers))  # each speaker is one contiguous run
+    n_speakers = len({r["speaker"] for r in records})
+    first_round = [records[i]["speaker"] for i in order[:n_speakers]]
+    assert len(set(first_round)) == n_speakers  # every speaker once before anyone twice
 
 
 @pytest.mark.parametrize(

@@ -189,3 +189,61 @@ def test_a_base_model_with_other_features_is_refused(fake_data, tmp_path):
                            r"uses hop_ms=10.0"):
             Trainer.from_data(tiny("features.hop_ms=20"), fake_data, ["zh-CN"], tmp_path / start,
                               progress=False, **{start: tmp_path / "de"})
+
+
+def test_plateau_schedule_decays_then_stops_at_its_floor(fake_data, tmp_path):
+    """No improvement on dev (lr 1e-9): each plateau halves the learning rate, and training
+    stops when the next halving would go below final_lr_ratio, long before the cap; a run
+    killed half-way resumes into the same decays."""
+    cfg = tiny("train.schedule=plateau", "train.lr=1e-9", "train.warmup_steps=1",
+               "train.max_steps=100", "train.valid_every=2", "train.patience=1",
+               "train.decay_factor=0.5", "train.final_lr_ratio=0.2")
+    summary = Trainer.from_data(cfg, fake_data, ["de"], tmp_path / "a", progress=False).fit()
+    assert summary["stopped_early"] and summary["steps"] == 8
+    assert summary["final_lr"] == pytest.approx(0.25e-9)
+    rows = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["lr_scale"]) for r in rows if r.get("name") == "lr_decay"] == [
+        (4, 0.5), (6, 0.25)]
+    Trainer.from_data(cfg, fake_data, ["de"], tmp_path / "b", progress=False).fit(stop_at=5)
+    again = Trainer.from_data(cfg, fake_data, ["de"], tmp_path / "b", resume=True,
+                              progress=False).fit()
+    assert (again["steps"], again["final_lr"]) == (8, summary["final_lr"])
+
+
+def test_cosine_schedule_ignores_the_plateau_settings():
+    cfg = tiny("train.warmup_steps=10", "train.max_steps=110").train
+    f = lr_lambda(cfg)
+    assert f(0) == pytest.approx(0.1) and f(10) == pytest.approx(1.0)
+    assert f(110) == pytest.approx(cfg.final_lr_ratio)
+    plateau = lr_lambda(tiny("train.schedule=plateau", "train.warmup_steps=10").train)
+    assert plateau(10) == plateau(10_000) == 1.0
+
+
+def test_a_selection_metric_without_a_dev_set_is_refused_before_training(fake_data, tmp_path):
+    """`fr_cer` on a run without French: found before the first step, not at the first
+    validation."""
+    with pytest.raises(TrainingError, match=r"train.select_metric: .*'fr_cer'"):
+        Trainer.from_data(tiny("train.select_metric=fr_cer"), fake_data, ["de"], tmp_path / "r",
+                          progress=False)
+    assert not (tmp_path / "r" / "metrics.jsonl").exists()
+
+
+def test_json_for_programs_never_holds_nan_or_infinity(tmp_path):
+    """Non-finite numbers become null: standard JSON that strict readers accept."""
+    from asr.fileio import write_json, write_jsonl
+
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+
+    write_json(tmp_path / "a.json", {"best": float("inf"), "x": [1.0, float("nan")],
+                                     "nested": {"y": -float("inf")}})
+    assert strict((tmp_path / "a.json").read_text()) == {"best": None, "x": [1.0, None],
+                                                          "nested": {"y": None}}
+    write_jsonl(tmp_path / "b.jsonl", [{"loss": float("nan")}])
+    assert strict((tmp_path / "b.jsonl").read_text()) == {"loss": None}
+
+
+def test_loss_weights_for_a_language_not_trained_are_refused(fake_data, tmp_path):
+    with pytest.raises(TrainingError, match="data.loss_weights names fr"):
+        Trainer.from_data(tiny("data.loss_weights={fr: 2.0}"), fake_data, ["de"], tmp_path / "r",
+                          progress=False)

@@ -120,6 +120,9 @@ class ExperimentConfig:
     grid: GridSpec
     budget: BudgetSpec
     run: RunSpec = dataclasses.field(default_factory=RunSpec)
+    # the committed record of finished runs (asr/experiment/ledger.py), relative to the
+    # working directory, e.g. docs/results/transfer_full/ledger.jsonl; None: none kept
+    ledger: str | None = None
 
     def hours_for(self, strategy: str) -> tuple[float, ...]:
         g = self.grid.per_strategy.get(strategy)

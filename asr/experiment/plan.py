@@ -52,12 +52,23 @@ def budget_rule(exp: ExperimentConfig) -> str:
               "(data.alpha=0) every language's output head gets about as many updates as the "
               f"{exp.target.locale} head of a target-only run."
               if b.per_language else "")
-    return (f"Every run, the helpers' pretraining included, trains {least}until its selection "
-            f"metric ({exp.target.locale} dev CER, on speakers absent from training; the helpers' "
-            f"mean dev CER for the pretraining) has not improved for {b.patience} validations "
-            f"{b.valid_every} updates{per} apart, or until {b.max_steps} updates{per}, whichever "
-            "comes first, with the same learning-rate schedule; the best validated checkpoint (or "
-            "the average of the last ones, if better on dev) is scored." + scaled + " Why this "
+    metric = (f"its selection metric ({exp.target.locale} dev CER, on speakers absent from "
+              "training; the helpers' mean dev CER for the pretraining)")
+    t = run_config(exp, PRETRAIN, 0).train
+    if t.schedule == "plateau":
+        until = (f"{least}until {metric} has converged: after {b.patience} validations "
+                 f"{b.valid_every} updates{per} apart without improvement the learning rate is "
+                 f"multiplied by {t.decay_factor:g}, and training stops when the next decay would "
+                 f"take it below {100 * t.final_lr_ratio:g}% of its peak. The cap of "
+                 f"{b.max_steps} updates{per} is only a safety net; a run that reaches it is "
+                 "marked and no ratio is read from it")
+    else:
+        until = (f"{least}until {metric} has not improved for {b.patience} validations "
+                 f"{b.valid_every} updates{per} apart, or until {b.max_steps} updates{per}, "
+                 "whichever comes first, the cosine learning rate decaying over the cap")
+    return (f"Every run, the helpers' pretraining included, trains {until}; the best validated "
+            "checkpoint (or the average of the last ones, if better on dev) is scored." + scaled
+            + " Why this "
             "is fair: each strategy trains for as long as it still improves on the same held-out "
             "dev set, checked equally often, so none is cut short by a budget tuned to another, "
             "and the cap is one number for all." + _own_settings(exp))

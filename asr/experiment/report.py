@@ -6,6 +6,8 @@ the forgetting table, from the runs' typed results (results.py). How a strategy 
     results.md        the headline sentence, the budget rule, aggregate, ratio, forgetting and
                       per-run tables, data facts, seeds and versions (people)
     cer_vs_hours.png  target CER against target hours (log x), one line per strategy, CI bands
+    dev_cer_vs_updates.png  target dev CER against training updates per run: optimisation
+                      speed, reported apart from data efficiency
 
 Intervals: per run, a percentile bootstrap over test utterances; per (strategy, hours), a
 two-level bootstrap that resamples seeds and then utterances, so the seed-to-seed spread of
@@ -137,8 +139,13 @@ def aggregate(results: list[RunResult], target: str, helpers: list[str]) -> list
 
 def ratios(rows: list[dict]) -> list[dict]:
     """Data-efficiency ratio of every non-baseline (strategy, hours) against the baseline curve,
-    and whether its CER interval lies clearly below the baseline's at the same hours."""
-    curve = [(r["actual_hours"], r["cer"]) for r in rows if r["strategy"] == BASELINE]
+    and whether its CER interval lies clearly below the baseline's at the same hours.
+
+    Only converged runs count: a baseline point any of whose seeds was stopped by the update
+    cap is left out of the curve, and a row stopped by the cap gets no ratio (kind "capped"):
+    a ratio read off an unconverged curve measures optimisation speed, not data."""
+    converged = [r for r in rows if not any(r["hit_cap"])]
+    curve = [(r["actual_hours"], r["cer"]) for r in converged if r["strategy"] == BASELINE]
     if not curve:
         return []
     base = {r["hours"]: r for r in rows if r["strategy"] == BASELINE}
@@ -147,10 +154,15 @@ def ratios(rows: list[dict]) -> list[dict]:
         if r["strategy"] == BASELINE:
             continue
         b = base.get(r["hours"])
-        out.append({"strategy": r["strategy"], "hours": r["hours"], "cer": r["cer"],
-                    "clearly_better": None if b is None else r["cer_hi"] < b["cer_lo"],
-                    "clearly_worse": None if b is None else r["cer_lo"] > b["cer_hi"]}
-                   | efficiency(curve, r["actual_hours"], r["cer"]))
+        row = {"strategy": r["strategy"], "hours": r["hours"], "cer": r["cer"],
+               "clearly_better": None if b is None else r["cer_hi"] < b["cer_lo"],
+               "clearly_worse": None if b is None else r["cer_lo"] > b["cer_hi"]}
+        if any(r["hit_cap"]):
+            out.append(row | {"kind": "capped", "equivalent_hours": None, "ratio": None,
+                              "label": "not quoted: stopped by the cap",
+                              "text": f"{r['hours']:g} h: stopped by the update cap"})
+        else:
+            out.append(row | efficiency(curve, r["actual_hours"], r["cer"]))
     return out
 
 
@@ -227,7 +239,7 @@ def headline(ratio_rows: list[dict], target: str, capped: list[float] = ()) -> s
     """One plain sentence for the top of results.md, with cautions where the intervals overlap
     or the target-only curve it is read from was cut short by the update cap."""
     main = [r for r in ratio_rows
-            if STRATEGIES[r["strategy"]].role == "transfer" and r["kind"] != "below"]
+            if STRATEGIES[r["strategy"]].role == "transfer" and r["kind"] in ("within", "above")]
     if not ratio_rows:
         return "No target-only runs: no data-efficiency ratio can be computed."
     if not main:
@@ -248,10 +260,8 @@ def headline(ratio_rows: list[dict], target: str, capped: list[float] = ()) -> s
                  "this difference is within the noise of this test set and these seeds.")
     if capped:
         text += (f" Caution: target-only training at {', '.join(f'{h:g}' for h in capped)} h was "
-                 "stopped by the update cap, not by early stopping, so that part of the "
-                 "target-only curve is not converged and ratios read from it overstate what "
-                 "converged models would show: compare the strategies with each other, or raise "
-                 "budget.max_steps.")
+                 "stopped by the update cap, not by convergence, so those points are left out of "
+                 "the target-only curve the ratios are read from: raise budget.max_steps.")
     return text
 
 
@@ -289,6 +299,10 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
              f"## At a glance: {target} test CER (%) by strategy and hours", "",
              "Means over seeds, 95% intervals in brackets, the best of each column in bold; "
              "details below.", "", *glance(rows), "",
+             "![CER against hours](cer_vs_hours.png)", "",
+             "How fast each strategy learns is a separate benefit from how much data it saves: "
+             "dev CER against training updates, every run (x: stopped by the cap).", "",
+             "![dev CER against updates](dev_cer_vs_updates.png)", "",
              f"## {target} test results (mean over seeds)", "",
              "CER with a 95% interval (bootstrap over seeds and test utterances)"
              + "".join(f", {metric_description(m, target)}" for m in own)
@@ -311,7 +325,8 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
     lines += _table(["strategy", "hours", "CER", f"equivalent {target}-only hours", "ratio",
                      "vs target-only at the same hours"],
                     [[r["strategy"], f"{r['hours']:g}", _pct(r["cer"]),
-                      (f"{r['equivalent_hours']:.3g}" if r["kind"] == "within" else
+                      ("-" if r["kind"] == "capped" else
+                       f"{r['equivalent_hours']:.3g}" if r["kind"] == "within" else
                        f"> {r['equivalent_hours']:.3g}" if r["kind"] == "above"
                        else f"< {r['equivalent_hours']:.3g}"), r["label"],
                       "-" if r["clearly_better"] is None else "better (intervals apart)"
@@ -394,6 +409,43 @@ def plot(rows: list[dict], path: Path, target: str) -> None:
     plt.close(fig)
 
 
+def plot_curves(results: list[RunResult], path: Path, target: str) -> None:
+    """Dev CER (%) of the target against updates, one panel per target hours, one line per
+    strategy and seed: how fast each strategy learns, apart from where it ends."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in results if r.strategy != PRETRAIN and r.dev_curve]
+    hours = sorted({r.hours for r in runs})
+    cols = min(3, len(hours))
+    rows_n = -(-len(hours) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 3.6 * rows_n), dpi=110,
+                             squeeze=False)
+    colour = {s: f"C{i}" for i, s in enumerate(sorted({r.strategy for r in runs}, key=rank))}
+    for ax, h in zip(axes.flat, hours, strict=False):
+        for r in sorted((r for r in runs if r.hours == h), key=lambda r: (rank(r.strategy), r.seed)):
+            steps, cer = zip(*r.dev_curve, strict=True)
+            ax.plot(steps, [100 * c for c in cer], color=colour[r.strategy], lw=1.2,
+                    label=r.strategy if r.seed == min(x.seed for x in runs
+                                                      if x.strategy == r.strategy) else None)
+            if r.hit_cap:
+                ax.plot(steps[-1], 100 * cer[-1], marker="x", color=colour[r.strategy])
+        ax.set_title(f"{h:g} h of {target}")
+        ax.set_xlabel("updates")
+        ax.set_ylabel(f"{target} dev CER (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(hours):]:
+        ax.set_visible(False)
+    fig.suptitle("Dev CER against training updates (x: stopped by the cap)")
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
+
+
 def write_report(exp, root: Path, results: list[RunResult], facts: dict, rule: str) -> dict:
     """results.csv, results.md, cer_vs_hours.png and report.json in `root`; returns the numbers."""
     target, helpers = exp.target.locale, list(exp.helpers.locales)
@@ -411,6 +463,7 @@ def write_report(exp, root: Path, results: list[RunResult], facts: dict, rule: s
                                              facts, rule, target, helpers))
     if rows:
         plot(rows, root / "cer_vs_hours.png", target)
+        plot_curves(results, root / "dev_cer_vs_updates.png", target)
     report = {"headline": headline(ratio_rows, target, baseline_capped(rows)), "budget_rule": rule, "aggregate": rows,
               "ratios": ratio_rows, "forgetting": forget, "forgetting_cer": forget_cer, "runs": per_run}
     write_json(root / "report.json", report)

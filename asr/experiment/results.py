@@ -54,6 +54,9 @@ class RunResult:
     max_steps: int  # the cap
     run_dir: str
     pretrain: str | None  # the helpers' model it started from
+    # (update, selection metric on dev) at every validation: how fast it learned
+    dev_curve: tuple[tuple[int, float], ...]
+    machine: str  # CPU model and cores, or GPU, it trained on (asr.device.machine_name)
 
     @property
     def hit_cap(self) -> bool:

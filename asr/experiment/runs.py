@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 
 from asr.device import cpu_cores
+from asr.experiment.ledger import Ledger
 from asr.experiment.plan import Job
 from asr.experiment.results import LocaleScores, Metric, RunResult
 from asr.fileio import write_json, write_jsonl
 from asr.job_board import REFRESH_SECONDS, JobBoard, board_rows, eta_text
+from asr.runlog import read_jsonl_lenient
 from asr.workers import watch_parent
 
 # Set in pool workers (_init_worker): how many runs train at once right now, kept by the parent.
@@ -100,6 +102,15 @@ def score_job(job: Job, device: str) -> dict[str, LocaleScores]:
     return scores
 
 
+def dev_curve(run_dir: Path, metric: str) -> tuple[tuple[int, float], ...]:
+    """(update, `metric`) at each validation of a run, from its metrics.jsonl."""
+    from asr.evaluate import metric_value
+
+    return tuple((r["step"], metric_value(r["scores"], metric))
+                 for r in read_jsonl_lenient(run_dir / "metrics.jsonl")
+                 if r["kind"] == "valid" and r["scores"])
+
+
 def finish_job(job: Job, device: str, facts: dict) -> RunResult:
     """Score a trained run and write its result.json (whose presence marks it finished)."""
     summary = json.loads((job.run_dir / "summary.json").read_text())
@@ -114,7 +125,9 @@ def finish_job(job: Job, device: str, facts: dict) -> RunResult:
         train_seconds=_timing(job.run_dir)["train_seconds"], steps=summary["steps"],
         best_step=summary["best_step"], stopped_early=summary["stopped_early"],
         max_steps=job.cfg.train.max_steps, run_dir=str(job.run_dir),
-        pretrain=str(job.pretrain.run_dir) if job.pretrain else None)
+        pretrain=str(job.pretrain.run_dir) if job.pretrain else None,
+        dev_curve=dev_curve(job.run_dir, job.cfg.train.select_metric),
+        machine=described["machine"])
     result.save(job.run_dir / "result.json")
     _tidy(job.run_dir)
     return result
@@ -162,8 +175,14 @@ def finished_result(job: Job) -> RunResult | None:
 
 
 def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
-             progress: bool = True, workers: int = 1, threads: int = 0) -> list[RunResult]:
+             progress: bool = True, workers: int = 1, threads: int = 0,
+             ledger: Ledger | None = None) -> list[RunResult]:
     """Run every unfinished job, `workers` at a time, each after the model it starts from.
+
+    A job is finished when its run directory holds its result, or the `ledger` does; each
+    job that finishes here is added to the ledger. A helpers' model recorded only in the
+    ledger (trained on another machine) is trained again here when a pending run starts from
+    it.
 
     Prints one line per run started and finished (k/N, strategy, hours, seed, ETA); with
     workers > 1 on a terminal, also a live line per running run (job_board.py); at the end, a
@@ -177,6 +196,16 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
             _tidy(job.run_dir)
             board.say(f"[{number[id(job)]}/{len(jobs)}] {job.label}: finished earlier "
                       f"({job.run_dir.name})")
+            if ledger is not None and job.key not in ledger:
+                ledger.add(r)
+        elif ledger is not None and (r := ledger.get(job.key)) is not None:
+            results[id(job)] = r
+            board.say(f"[{number[id(job)]}/{len(jobs)}] {job.label}: in the ledger "
+                      f"(trained on {r.machine})")
+    for job in jobs:  # a model this machine lacks, needed by a run still to train
+        if (id(job) not in results and job.pretrain is not None
+                and not (job.pretrain.run_dir / "model.safetensors").exists()):
+            results.pop(id(job.pretrain), None)
     pending = [j for j in jobs if id(j) not in results]
     began: dict[int, float] = {}
     durations: list[float] = []  # wall seconds of the runs finished in this call
@@ -192,6 +221,8 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
 
     def ended(job: Job, r: RunResult) -> None:
         results[id(job)] = r
+        if ledger is not None:
+            ledger.add(r)
         durations.append(time.perf_counter() - began[id(job)])
         board.say(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {_score(r, target)}, stopped "
                   f"at step {r.steps} of {r.max_steps}, {r.train_seconds:.0f} s")

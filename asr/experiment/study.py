@@ -12,6 +12,7 @@ import yaml
 from asr.config import ConfigError, to_dict
 from asr.experiment.config import ExperimentConfig, read_experiment_config
 from asr.experiment.data import prepare_experiment_data
+from asr.experiment.ledger import Ledger, describe
 from asr.experiment.plan import budget_rule, package_versions, plan_jobs, run_config
 from asr.experiment.report import write_report
 from asr.experiment.runs import finished_result, run_jobs
@@ -52,12 +53,16 @@ def run_experiment(exp: ExperimentConfig, out_dir: str | Path | None = None, dev
     write_text(root / "versions.txt", "\n".join(package_versions()) + "\n")
     facts = prepare_experiment_data(exp, root, run_config(exp, "target_only", 0).features)
     jobs = plan_jobs(exp, root)
+    ledger = Ledger(exp.ledger) if exp.ledger else None
     if report_only:
-        results = [r for j in jobs if (r := finished_result(j)) is not None]
+        results = [r for j in jobs if (r := finished_result(j) or (
+            ledger.get(j.key) if ledger else None)) is not None]
         print(f"{len(results)} of {len(jobs)} runs finished; reporting those", flush=True)
     else:
         results = run_jobs(jobs, facts, exp.target.locale, device=device, progress=progress,
-                           workers=workers, threads=threads)
+                           workers=workers, threads=threads, ledger=ledger)
+    if ledger is not None:
+        print(describe(ledger), flush=True)
     report = write_report(exp, root, results, facts, budget_rule(exp))
     print(f"\nreport: {root / 'results.md'}\nplot:   {root / 'cer_vs_hours.png'}", flush=True)
     return report

@@ -1,0 +1,64 @@
+"""The ledger: every finished run of an experiment, one JSON line each, committed to git.
+
+A sweep too long for one session or one machine runs a chunk at a time. The run directories
+(models, logs) stay on the machine that trained them; the ledger holds what the report needs
+(asr/experiment/results.py RunResult: key, scores with per-utterance counts, steps, why it
+stopped, the dev curve, train seconds, the machine) and travels with the code. A sweep skips
+every run whose key is in the ledger, and the report is rebuilt from the ledger alone.
+
+One line per run, sorted by (strategy, hours, seed, key), so a diff shows the runs added and
+two machines' ledgers merge line by line. Written atomically by the one process that runs the
+sweep (asr/experiment/runs.py), after each run finishes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asr.config import from_dict, to_dict
+from asr.experiment.results import RunResult
+from asr.fileio import read_jsonl, write_jsonl
+
+
+class Ledger:
+    """The finished runs of one experiment, keyed by run key."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.runs: dict[str, RunResult] = {}
+        if self.path.exists():
+            for n, row in enumerate(read_jsonl(self.path), 1):
+                run = from_dict(RunResult, row, prefix=f"{self.path} line {n}: ")
+                self.runs[run.key] = run
+
+    def get(self, key: str) -> RunResult | None:
+        return self.runs.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.runs
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def add(self, run: RunResult) -> None:
+        """Record a finished run (replacing a record of the same key) and rewrite the file."""
+        self.runs[run.key] = run
+        order = sorted(self.runs.values(),
+                       key=lambda r: (r.strategy, -1.0 if r.hours is None else r.hours, r.seed,
+                                      r.key))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(self.path, [to_dict(r) for r in order])
+
+    def stale(self, keys: set[str]) -> list[str]:
+        """Keys recorded here that the current plan no longer makes (another config or code
+        version): kept in the file, never reported."""
+        return sorted(set(self.runs) - keys)
+
+
+def describe(ledger: Ledger) -> str:
+    """One line for people: how many runs, on which machines, how many CPU-hours."""
+    machines = sorted({r.machine for r in ledger.runs.values()})
+    seconds = sum(r.train_seconds for r in ledger.runs.values())
+    return (f"{len(ledger)} runs in {ledger.path} ({seconds / 3600:.1f} h of training, on "
+            f"{'; '.join(machines) or 'no machine yet'})")
+

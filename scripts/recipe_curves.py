@@ -1,0 +1,158 @@
+"""Which training recipe lets a from-scratch model converge: dev CER against updates.
+
+Usage:
+    python scripts/recipe_curves.py [--recipes cosine plateau plateau_masks2] [--hours 0.1 1.0]
+                                    [--out exp/recipe] [--jobs 1] [--report-only]
+
+Each recipe is the target_only strategy of `transfer_full.yaml` (same corpus, subsets, model
+and dev set) under its own schedule and budget, run through `asr experiment` into
+<out>/<recipe>/, so finished runs are skipped and interrupted ones resumed. Then the dev CER
+of every run against its updates goes into one plot and a table:
+
+    docs/results/recipe/curves.png   dev CER (%) against updates, one panel per hours point
+    docs/results/recipe/recipe.md    per run: steps, why it stopped, best dev CER, test CER
+    docs/results/recipe/runs.json    the curves and figures, for programs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from asr.experiment.study import load_experiment_config, run_experiment  # noqa: E402
+from asr.fileio import atomic_write, write_json, write_text  # noqa: E402
+
+BASE = "transfer_full"
+# name: (what it is, experiment overrides); every recipe trains target_only alone
+RECIPES = {
+    "cosine": ("today's recipe: cosine decay to 5% at the 1000-update cap, 10 time masks",
+               []),
+    "plateau": ("warmup, hold, halve the lr after 3 validations without improvement, stop "
+                "below 5% of the peak; cap 20000 as a safety net; 10 time masks",
+                ["budget.max_steps=20000", "+train.schedule=plateau"]),
+    "plateau_masks2": ("as plateau, with 2 time masks instead of 10 (NeMo's advice for small "
+                       "models and short clips)",
+                       ["budget.max_steps=20000", "+train.schedule=plateau",
+                        "+features.time_masks=2"]),
+}
+
+
+def experiment_overrides(recipe: str, hours: list[float]) -> list[str]:
+    """`asr experiment --set` values of a recipe: target_only only, no helpers; `+` marks a
+    run-config override appended to run.overrides."""
+    base = load_experiment_config(BASE)
+    run_overrides = list(base.run.overrides)
+    out = ["grid.strategies=[target_only]", "grid.per_strategy={}", "helpers.locales=[]",
+           f"target.hours=[{','.join(f'{h:g}' for h in hours)}]"]
+    for item in RECIPES[recipe][1]:
+        if item.startswith("+"):
+            run_overrides.append(item[1:])
+        else:
+            out.append(item)
+    return out + [f"run.overrides=[{','.join(run_overrides)}]"]
+
+
+def curves(exp_dir: Path) -> list[dict]:
+    """Every finished or running run of an experiment dir: its dev CER against updates."""
+    out = []
+    for run in sorted((exp_dir / "runs").glob("target_only-*")):
+        metrics = run / "metrics.jsonl"
+        if not metrics.exists():
+            continue
+        rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+        valid = [(r["step"], r["scores"]["mean"]["cer"]) for r in rows if r["kind"] == "valid"]
+        result = run / "result.json"
+        res = json.loads(result.read_text()) if result.exists() else None
+        out.append({"run": run.name, "hours": float(run.name.split("-h")[1].split("-s")[0]),
+                    "curve": valid,
+                    "finished": res is not None,
+                    "steps": res["steps"] if res else (valid[-1][0] if valid else 0),
+                    "max_steps": res["max_steps"] if res else None,
+                    "stopped_early": res["stopped_early"] if res else None,
+                    "best_dev_cer": min((c for _, c in valid), default=None),
+                    "test_cer": res["test"]["zh-CN"]["metrics"]["cer"]["rate"] if res else None,
+                    "train_seconds": res["train_seconds"] if res else None})
+    return out
+
+
+def plot(rows: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hours = sorted({r["hours"] for runs in rows.values() for r in runs})
+    fig, axes = plt.subplots(1, len(hours), figsize=(6 * len(hours), 4.2), dpi=110, squeeze=False)
+    for ax, h in zip(axes[0], hours, strict=True):
+        for recipe, runs in rows.items():
+            for r in (r for r in runs if r["hours"] == h and r["curve"]):
+                x, y = zip(*r["curve"], strict=True)
+                ax.plot(x, [100 * c for c in y], label=recipe)
+        ax.set_title(f"zh-CN target-only, {h:g} h")
+        ax.set_xlabel("updates")
+        ax.set_ylabel("dev CER (%)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def table(rows: dict[str, list[dict]]) -> str:
+    lines = ["| recipe | hours | steps | stopped by | best dev CER | test CER | train s |",
+             "|---|---|---|---|---|---|---|"]
+    for recipe, runs in rows.items():
+        for r in sorted(runs, key=lambda r: r["hours"]):
+            how = ("running" if not r["finished"] else
+                   "convergence" if r["stopped_early"] else "the cap")
+            seconds = "-" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
+            lines.append(f"| {recipe} | {r['hours']:g} | {r['steps']} | {how} | "
+                         f"{_pct(r['best_dev_cer'])} | {_pct(r['test_cer'])} | {seconds} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES),
+                   help="recipes to run, in this order")
+    p.add_argument("--hours", nargs="+", type=float, default=[0.1, 1.0],
+                   help="zh-CN training hours (subsets of transfer_full's pool)")
+    p.add_argument("--out", type=Path, default=Path("exp/recipe"), help="experiment dirs")
+    p.add_argument("--results", type=Path, default=ROOT / "docs/results/recipe",
+                   help="where the plot and tables go")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at once")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--report-only", action="store_true", help="plot what has finished so far")
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    for recipe in args.recipes:
+        if args.report_only:
+            break
+        exp = load_experiment_config(BASE, experiment_overrides(recipe, args.hours))
+        run_experiment(exp, args.out / recipe, progress=False, workers=args.jobs,
+                       threads=args.threads)
+    rows = {recipe: curves(args.out / recipe) for recipe in args.recipes}
+    args.results.mkdir(parents=True, exist_ok=True)
+    plot(rows, args.results / "curves.png")
+    text = "\n".join(f"- **{name}**: {RECIPES[name][0]}" for name in args.recipes)
+    write_text(args.results / "recipe.md", f"# Training recipes: zh-CN target-only\n\n{text}\n\n"
+               f"{table(rows)}\n")
+    write_json(args.results / "runs.json", rows)
+    print(table(rows))
+    print(f"{time.perf_counter() - t0:.0f} s; plot {args.results / 'curves.png'}")
+
+
+if __name__ == "__main__":
+    main()
