@@ -12,12 +12,13 @@ of every run against its updates goes into one plot and a table:
     docs/results/recipe/curves.png   dev CER (%) against updates, one panel per hours point
     docs/results/recipe/recipe.md    per run: steps, why it stopped, best dev CER, test CER
     docs/results/recipe/runs.json    the curves and figures, for programs
+    docs/results/recipe/<recipe>.ledger.jsonl   each finished run (asr/experiment/ledger.py)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -25,8 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from asr.experiment.ledger import Ledger  # noqa: E402
 from asr.experiment.study import load_experiment_config, run_experiment  # noqa: E402
 from asr.fileio import atomic_write, write_json, write_text  # noqa: E402
+from asr.runlog import read_jsonl_lenient  # noqa: E402
 
 BASE = "transfer_full"
 # name: (what it is, experiment overrides); every recipe trains target_only alone
@@ -58,26 +61,27 @@ def experiment_overrides(recipe: str, hours: list[float]) -> list[str]:
     return out + [f"run.overrides=[{','.join(run_overrides)}]"]
 
 
-def curves(exp_dir: Path) -> list[dict]:
-    """Every finished or running run of an experiment dir: its dev CER against updates."""
+def curves(ledger_path: Path, exp_dir: Path) -> list[dict]:
+    """The recipe's runs: finished ones from its ledger, runs still training from their logs."""
     out = []
+    for r in Ledger(ledger_path).runs.values():
+        out.append({"run": Path(r.run_dir).name, "hours": r.hours, "curve": list(r.dev_curve),
+                    "finished": True, "steps": r.steps, "max_steps": r.max_steps,
+                    "stopped_early": r.stopped_early,
+                    "best_dev_cer": min((c for _, c in r.dev_curve), default=None),
+                    "test_cer": r.test["zh-CN"].rate("cer"), "train_seconds": r.train_seconds,
+                    "machine": r.machine})
+    done = {x["run"] for x in out}
     for run in sorted((exp_dir / "runs").glob("target_only-*")):
-        metrics = run / "metrics.jsonl"
-        if not metrics.exists():
+        if run.name in done or not (run / "metrics.jsonl").exists():
             continue
-        rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-        valid = [(r["step"], r["scores"]["mean"]["cer"]) for r in rows if r["kind"] == "valid"]
-        result = run / "result.json"
-        res = json.loads(result.read_text()) if result.exists() else None
+        valid = [(x["step"], x["scores"]["mean"]["cer"])
+                 for x in read_jsonl_lenient(run / "metrics.jsonl") if x["kind"] == "valid"]
         out.append({"run": run.name, "hours": float(run.name.split("-h")[1].split("-s")[0]),
-                    "curve": valid,
-                    "finished": res is not None,
-                    "steps": res["steps"] if res else (valid[-1][0] if valid else 0),
-                    "max_steps": res["max_steps"] if res else None,
-                    "stopped_early": res["stopped_early"] if res else None,
-                    "best_dev_cer": min((c for _, c in valid), default=None),
-                    "test_cer": res["test"]["zh-CN"]["metrics"]["cer"]["rate"] if res else None,
-                    "train_seconds": res["train_seconds"] if res else None})
+                    "curve": valid, "finished": False, "steps": valid[-1][0] if valid else 0,
+                    "max_steps": None, "stopped_early": None,
+                    "best_dev_cer": min((c for _, c in valid), default=None), "test_cer": None,
+                    "train_seconds": None, "machine": None})
     return out
 
 
@@ -141,9 +145,12 @@ def main(argv=None) -> None:
         if args.report_only:
             break
         exp = load_experiment_config(BASE, experiment_overrides(recipe, args.hours))
+        # its own committed ledger, so the runs carry over to the next session or machine
+        exp = dataclasses.replace(exp, ledger=str(args.results / f"{recipe}.ledger.jsonl"))
         run_experiment(exp, args.out / recipe, progress=False, workers=args.jobs,
                        threads=args.threads)
-    rows = {recipe: curves(args.out / recipe) for recipe in args.recipes}
+    rows = {recipe: curves(args.results / f"{recipe}.ledger.jsonl", args.out / recipe)
+            for recipe in args.recipes}
     args.results.mkdir(parents=True, exist_ok=True)
     plot(rows, args.results / "curves.png")
     text = "\n".join(f"- **{name}**: {RECIPES[name][0]}" for name in args.recipes)
