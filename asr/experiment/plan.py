@@ -43,6 +43,16 @@ def run_config(exp: ExperimentConfig, strategy: str, seed: int) -> RunConfig:
     return load_run_config(exp.run.base, overrides)
 
 
+def needs_pretrain(exp: ExperimentConfig) -> bool:
+    """Whether any strategy needs the helpers' model (to start from, or as forgetting's before)."""
+    return any(STRATEGIES[s].scored_on_helpers for s in exp.grid.strategies)
+
+
+def run_kinds(exp: ExperimentConfig) -> tuple[str, ...]:
+    """The kinds of run the experiment trains: the pretraining when needed, then strategies."""
+    return ((PRETRAIN,) if needs_pretrain(exp) else ()) + tuple(exp.grid.strategies)
+
+
 def budget_rule(exp: ExperimentConfig) -> str:
     b = exp.budget
     per = " per language trained" if b.per_language else ""
@@ -54,7 +64,7 @@ def budget_rule(exp: ExperimentConfig) -> str:
               if b.per_language else "")
     metric = (f"its selection metric ({exp.target.locale} dev CER, on speakers absent from "
               "training; the helpers' mean dev CER for the pretraining)")
-    t = run_config(exp, PRETRAIN, 0).train
+    t = run_config(exp, run_kinds(exp)[0], 0).train
     if t.schedule == "plateau":
         until = (f"{least}until {metric} has converged: after {b.patience} validations "
                  f"{b.valid_every} updates{per} apart without improvement the learning rate is "

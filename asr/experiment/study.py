@@ -13,10 +13,17 @@ from asr.config import ConfigError, to_dict
 from asr.experiment.config import ExperimentConfig, read_experiment_config
 from asr.experiment.data import prepare_experiment_data
 from asr.experiment.ledger import Ledger, describe
-from asr.experiment.plan import budget_rule, package_versions, plan_jobs, run_config
+from asr.experiment.plan import (
+    budget_rule,
+    needs_pretrain,
+    package_versions,
+    plan_jobs,
+    run_config,
+    run_kinds,
+)
 from asr.experiment.report import write_report
 from asr.experiment.runs import finished_result, run_jobs
-from asr.experiment.strategies import PRETRAIN
+from asr.experiment.strategies import STRATEGIES
 from asr.fileio import write_text
 
 
@@ -24,16 +31,21 @@ def load_experiment_config(name: str | Path, overrides: list[str] = ()) -> Exper
     """Load an experiment YAML, apply `section.key=value` overrides, and check every run config
     it implies now rather than after data preparation."""
     exp = read_experiment_config(name, overrides)
+    if needs_pretrain(exp) and not exp.helpers.locales:
+        helped = [s for s in exp.grid.strategies if STRATEGIES[s].scored_on_helpers]
+        raise ConfigError(f"grid.strategies: {', '.join(helped)} need helper languages, and "
+                          "helpers.locales is empty")
     identity = {}
-    for s in (PRETRAIN, *exp.grid.strategies):
+    for s in run_kinds(exp):
         try:
             identity[s] = run_config(exp, s, 0).features.identity()
         except ValueError as e:
             raise ConfigError(f"{s}: {e}") from None
-    odd = [s for s in identity if identity[s] != identity[PRETRAIN]]
+    first = run_kinds(exp)[0]
+    odd = [s for s in identity if identity[s] != identity[first]]
     if odd:  # the features are computed once for every run (SpecAugment may differ)
         raise ConfigError(f"{odd[0]}: its overrides change the feature settings "
-                          f"({identity[odd[0]]} instead of {identity[PRETRAIN]}), but an "
+                          f"({identity[odd[0]]} instead of {identity[first]}), but an "
                           "experiment's features are computed once for all its runs")
     return exp
 
@@ -51,7 +63,7 @@ def run_experiment(exp: ExperimentConfig, out_dir: str | Path | None = None, dev
     write_text(root / "experiment.yaml", yaml.safe_dump(to_dict(exp), sort_keys=False,
                                                          allow_unicode=True))
     write_text(root / "versions.txt", "\n".join(package_versions()) + "\n")
-    facts = prepare_experiment_data(exp, root, run_config(exp, "target_only", 0).features)
+    facts = prepare_experiment_data(exp, root, run_config(exp, run_kinds(exp)[0], 0).features)
     jobs = plan_jobs(exp, root)
     ledger = Ledger(exp.ledger) if exp.ledger else None
     if report_only:
