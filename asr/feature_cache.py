@@ -29,7 +29,7 @@ import torch
 
 from asr.audio import SAMPLE_RATE, AudioError, AudioSource, load_audio
 from asr.config import FeatureConfig
-from asr.features import FeatureStats, StatsAccumulator, log_mel
+from asr.features import FeatureStats, StatsAccumulator, feature_problem, log_mel
 from asr.fileio import atomic_write, read_jsonl, write_json
 from asr.workers import watch_parent
 
@@ -79,7 +79,11 @@ def utterance_features(source: AudioSource, config: FeatureConfig) -> tuple[np.n
     """((T, F) float32 log-mel, audio seconds) of one utterance's audio; AudioError when it
     cannot be used."""
     wav = load_audio(source, max_seconds=MAX_UTTERANCE_SECONDS)  # (N,) at 16 kHz
-    return log_mel(wav, config).numpy(), len(wav) / SAMPLE_RATE
+    feats = log_mel(wav, config).numpy()  # (T, F)
+    problem = feature_problem(feats)  # checked per utterance: statistics stay finite
+    if problem is not None:
+        raise AudioError(source, problem)
+    return feats, len(wav) / SAMPLE_RATE
 
 
 def _build_shard(task: dict) -> dict:
@@ -381,7 +385,11 @@ class FeatureCache:
     def stats(self) -> FeatureStats:
         if self.index["stats"] is None:
             raise FeatureCacheError(f"{self.dir}: the cache holds no frames, so it has no statistics")
-        return FeatureStats.from_dict(self.index["stats"])
+        try:
+            return FeatureStats.from_dict(self.index["stats"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise FeatureCacheError(f"{self.dir / INDEX}: unusable statistics ({e}); rebuild the "
+                                    "cache with `asr prepare`") from None
 
     @property
     def summary(self) -> dict:
