@@ -29,7 +29,7 @@ from asr.cli import main
 from asr.config import load_run_config
 from asr.feature_cache import FeatureCache, build_cache
 from asr.features import FeatureStats, StatsAccumulator
-from asr.fileio import SpecialFileError, read_jsonl, write_jsonl
+from asr.fileio import read_jsonl, write_jsonl
 from asr.prepare import feature_dir
 from asr.segment import stream_audio
 from asr.train import Trainer, TrainingError
@@ -76,17 +76,14 @@ def poison_files(tmp_path_factory) -> dict[str, object]:
 
 # ---- absurd audio ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", sorted(POISON))
-def test_absurd_audio_is_an_error_naming_the_file(poison_files, name):
+@pytest.mark.parametrize("name", ["huge.wav", "large.wav"])  # NaN and Inf: test_robustness
+def test_absurd_audio_is_an_error_naming_the_file(poison_files, name, tmp_path):
     path, words = poison_files[name], POISON[name][1]
     with pytest.raises(AudioError) as e:
         load_audio(path)
     assert e.value.path == str(path) and words in e.value.reason
     with pytest.raises(AudioError, match=words):
         list(stream_audio(path))
-
-
-def test_full_scale_float_audio_still_loads(tmp_path):
     sf.write(tmp_path / "hot.wav", 1.9 * np.sign(tone()), SR, subtype="FLOAT")  # hot, not absurd
     assert np.abs(load_audio(tmp_path / "hot.wav")).max() > 1.5
 
@@ -201,6 +198,8 @@ def test_transcribe_refuses_special_files(specials, tiny_run, kind):
 
 
 def test_special_files_are_refused_as_manifest_and_model(specials, tiny_run, tmp_path):
+    from asr.fileio import SpecialFileError
+
     fifo = specials["fifo"][0]
     with pytest.raises(SpecialFileError, match="FIFO"):
         no_hang(lambda: read_jsonl(fifo))
