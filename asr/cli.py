@@ -424,7 +424,7 @@ def add_lm(sub) -> None:
 
 
 def run_lm(args) -> int:
-    from asr.fileio import read_jsonl
+    from asr.fileio import read_jsonl, refuse_special
     from asr.lm import ArpaModel, build_lm, lm_units
     from asr.prepare import tokenizer_path
     from asr.text import check_locale, normalize_text
@@ -434,6 +434,7 @@ def run_lm(args) -> int:
     texts = [r["norm_text"] for r in read_jsonl(args.data / args.locale / f"{args.split}.jsonl")]
     for path in args.text:
         undecodable = 0
+        refuse_special(path)
         with open(path, "rb") as f:
             for raw in f:
                 try:
