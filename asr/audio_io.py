@@ -140,7 +140,7 @@ def check_finite(source: AudioSource, mono: np.ndarray) -> None:
     """Raise AudioError for NaN or infinite samples, or any beyond MAX_SAMPLE_MAGNITUDE."""
     if not len(mono):
         return
-    peak = float(np.max(np.abs(mono)))  # NaN when any sample is NaN
+    peak = max(float(mono.max()), -float(mono.min()))  # NaN when any sample is NaN; no copy
     if not np.isfinite(peak):
         raise AudioError(source, "audio contains NaN or infinite samples")
     if peak > MAX_SAMPLE_MAGNITUDE:
