@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
+from asr.fileio import special_file_kind
+
 SOUNDFILE, PYAV = "soundfile", "pyav"
 # extension -> first decoder. libsndfile measured faster on every format both read
 # (scripts/bench_decode.py, AMD EPYC, one thread, x real time, libsndfile vs PyAV): mp3
@@ -43,6 +45,11 @@ AUDIO_EXTENSIONS: dict[str, str] = {
 # demuxers of bare codec streams: their length is estimated from the bit rate, not declared,
 # so a shortfall against it says nothing about truncation
 _ESTIMATED_LENGTH = {"aac", "mp3", "ac3", "eac3", "amr", "dts", "mp2", "mpegts", "mpeg"}
+# Largest |sample| taken as audio: decoders give full scale as ±1.0, and a float file may go
+# somewhat past it (gain applied after mixing), but 100 (+40 dB over full scale) is no
+# recording: a mis-scaled or corrupt float file. Samples near 1e30 overflow the float32
+# power spectrum to inf, and one such clip turns a whole corpus's CMVN statistics into NaN.
+MAX_SAMPLE_MAGNITUDE = 100.0  # full scale = 1.0
 
 
 class AudioError(Exception):
@@ -79,6 +86,9 @@ def check_file(source: AudioSource) -> bytes:
         raise AudioError(source, "no such file")
     if os.path.isdir(source):
         raise AudioError(source, "is a directory, not an audio file")
+    kind = special_file_kind(source)  # before open(): a FIFO would block it forever
+    if kind is not None:
+        raise AudioError(source, f"{kind}, not an audio file: refusing to open it")
     try:
         with open(source, "rb") as f:
             head = f.read(64)
@@ -127,8 +137,16 @@ def check_complete(path: AudioSource, decoded: int, declared: int, sample_rate: 
 
 
 def check_finite(source: AudioSource, mono: np.ndarray) -> None:
-    if not np.all(np.isfinite(mono)):
+    """Raise AudioError for NaN or infinite samples, or any beyond MAX_SAMPLE_MAGNITUDE."""
+    if not len(mono):
+        return
+    peak = max(float(mono.max()), -float(mono.min()))  # NaN when any sample is NaN; no copy
+    if not np.isfinite(peak):
         raise AudioError(source, "audio contains NaN or infinite samples")
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        raise AudioError(source, f"absurd sample values: |x| reaches {peak:.3g}, beyond the "
+                                 f"{MAX_SAMPLE_MAGNITUDE:g} allowed (full scale is 1.0); the "
+                                 "file is mis-scaled or corrupt")
 
 
 class Decoder:

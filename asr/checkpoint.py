@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from asr.fileio import write_bytes
+from asr.fileio import SpecialFileError, refuse_special, write_bytes
 
 FORMAT = "polyglot-asr/1"
 
@@ -56,6 +56,10 @@ def save_package(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
 def load_package(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """Read and verify a package written by `save_package`; returns (tensors, meta)."""
     path = Path(path)
+    try:
+        refuse_special(path)
+    except SpecialFileError as e:
+        raise CheckpointError(str(e)) from None
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
     data = path.read_bytes()

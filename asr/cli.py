@@ -200,6 +200,7 @@ def run_train(args) -> int:
     import torch
 
     from asr.config import load_run_config
+    from asr.device import resolve_device
     from asr.train import Trainer, TrainingError
 
     if args.threads:
@@ -207,6 +208,7 @@ def run_train(args) -> int:
     if (args.strategy == "progressive") != (args.base is not None):
         raise ValueError("--strategy progressive and --base go together: pass both or neither")
     cfg = load_run_config(args.config, args.overrides)
+    resolve_device(args.device)  # an unavailable device is named now, before any data is read
     try:
         trainer = Trainer.from_data(cfg, args.data, parse_locales(args.locales), args.out,
                                     init=args.init, base=args.base,
@@ -298,6 +300,7 @@ def run_transcribe(args) -> int:
     from tqdm import tqdm
 
     from asr.audio import AudioError, audio_info
+    from asr.device import resolve_device
     from asr.fileio import to_json_line, write_text
     from asr.package import load_package_model
     from asr.transcribe import Failure, Transcriber, collect_audio_files, format_transcript
@@ -306,11 +309,12 @@ def run_transcribe(args) -> int:
     if args.out is None and len(files) > 1 and args.format in ("srt", "vtt"):
         raise ValueError(f"--format {args.format} for {len(files)} files needs --out DIR")
     cfg = _decode_config(args)
-    model, package = load_package_model(args.model, device=args.device)
+    device = resolve_device(args.device)
+    model, package = load_package_model(args.model, device=device)
     locales = model.languages if args.lang == "auto" else [args.lang]
     try:
         tr = Transcriber(model, package, cfg, parse_lm_spec(args.lm, locales),
-                         device=args.device, batch_seconds=args.batch_seconds,
+                         device=device, batch_seconds=args.batch_seconds,
                          max_segment_seconds=args.max_segment_seconds)
         tr.check_language(args.lang)
     except RuntimeError as e:  # no beam-search library on this Python
@@ -374,6 +378,7 @@ def add_evaluate(sub) -> None:
 
 
 def run_evaluate(args) -> int:
+    from asr.device import resolve_device
     from asr.evaluate import evaluate_model, format_report, report_name
     from asr.fileio import write_json, write_text
     from asr.package import resolve_model_path
@@ -383,7 +388,7 @@ def run_evaluate(args) -> int:
     lm_paths = parse_lm_spec(args.lm, locales or [])
     try:
         report = evaluate_model(args.model, args.data, split=args.split, locales=locales,
-                                decode=cfg, lm_paths=lm_paths, device=args.device,
+                                decode=cfg, lm_paths=lm_paths, device=resolve_device(args.device),
                                 seed=args.seed, progress=not args.no_progress)
     except RuntimeError as e:
         print(f"asr evaluate: error: {e}", file=sys.stderr)
@@ -418,7 +423,7 @@ def add_lm(sub) -> None:
 
 
 def run_lm(args) -> int:
-    from asr.fileio import read_jsonl
+    from asr.fileio import read_jsonl, refuse_special
     from asr.lm import ArpaModel, build_lm, lm_units
     from asr.prepare import tokenizer_path
     from asr.text import check_locale, normalize_text
@@ -428,6 +433,7 @@ def run_lm(args) -> int:
     texts = [r["norm_text"] for r in read_jsonl(args.data / args.locale / f"{args.split}.jsonl")]
     for path in args.text:
         undecodable = 0
+        refuse_special(path)
         with open(path, "rb") as f:
             for raw in f:
                 try:

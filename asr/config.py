@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from asr.audio import SAMPLE_RATE
+from asr.fileio import refuse_special
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 SELECT_METRIC = re.compile(r"[A-Za-z0-9-]+_(cer|wer)")  # mean_cer, zh-CN_wer, ...
@@ -180,6 +181,7 @@ def load_yaml(path: str | Path) -> dict:
     if not p.exists():
         shipped = ", ".join(sorted(x.stem for x in CONFIG_DIR.glob("*.yaml")))
         raise ConfigError(f"{path}: no such config file (shipped configs: {shipped})")
+    refuse_special(p)
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:

@@ -32,10 +32,12 @@ import contextlib
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from asr.fileio import refuse_special
 from asr.tokenizer import BLANK_ID, UNK_ID
 
 
@@ -54,6 +56,8 @@ class DecodeConfig:
         if self.beam_size < 1 or self.beam_size_token < 1:
             raise ValueError(f"beam_size and beam_size_token must be >= 1, got "
                              f"{self.beam_size} and {self.beam_size_token}")
+        if self.lm_path is not None:
+            refuse_special(self.lm_path)  # SpecialFileError: a FIFO would block KenLM forever
         if self.lm_path is not None and not os.path.isfile(self.lm_path):
             raise FileNotFoundError(f"{self.lm_path}: no such language model file")
 
@@ -172,6 +176,10 @@ class BeamSearchDecoder:
     def _kenlm(self, usr_dict):
         from flashlight.lib.text.decoder.kenlm import KenLM
 
+        from asr.lm import check_arpa_header, is_arpa
+
+        if is_arpa(Path(self.config.lm_path)):  # KenLM checks a binary's size itself
+            check_arpa_header(self.config.lm_path)
         try:
             with _quiet_stderr():
                 return KenLM(str(self.config.lm_path), usr_dict)

@@ -26,13 +26,36 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16} 
 BF16_EMULATED_SLOWDOWN = 6  # x slower than fp32: bf16 training on an AVX2-only CPU (measured)
 
 
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda when a GPU is visible, else cpu; 'cuda' -> this rank's GPU."""
-    if name == "auto":
+def available_devices() -> list[str]:
+    """The devices this process can compute on, for messages: cpu and each visible GPU."""
+    return ["cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+
+
+def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
+    """'auto' -> cuda when a GPU is visible, else cpu; 'cuda' -> this rank's GPU.
+
+    A device this machine lacks (cuda without CUDA, cuda:3 with two GPUs, a misspelling) is a
+    one-line ValueError naming it and the available devices, never a traceback from deep
+    inside torch at the first tensor moved there."""
+    asked = str(name)
+    if asked == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
+    if str(name) == "cuda":
+        name = f"cuda:{local_rank}"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device {asked!r} is not a device name ({e}); available: "
+                         f"{', '.join(available_devices())}") from None
+    if device.type == "cuda" and (not torch.cuda.is_available()
+                                  or (device.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"device {asked!r} is not available on this machine "
+                         f"({'no CUDA GPU visible' if not torch.cuda.is_available() else 'no such GPU'}); "
+                         f"available: {', '.join(available_devices())} (or use --device auto)")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {asked!r} is not supported here; available: "
+                         f"{', '.join(available_devices())}")
+    return device
 
 
 def cpu_bf16_features() -> list[str]:

@@ -29,7 +29,7 @@ import torch
 
 from asr.audio import SAMPLE_RATE, AudioError, AudioSource, load_audio
 from asr.config import FeatureConfig
-from asr.features import FeatureStats, StatsAccumulator, log_mel
+from asr.features import FeatureStats, StatsAccumulator, feature_problem, log_mel
 from asr.fileio import atomic_write, read_jsonl, write_json
 from asr.workers import watch_parent
 
@@ -40,6 +40,7 @@ _READ_CHUNK = 1 << 24  # bytes per read while checksumming
 # Features are computed from the whole waveform at once (a 2-hour file would take GBs), and
 # Common Voice clips last 10 s at most: a longer file is long-form audio for `asr transcribe`.
 MAX_UTTERANCE_SECONDS = 300.0
+MAX_N_MELS = 1024  # mel bins an index may claim; the shipped settings use 80
 
 
 class FeatureCacheError(ValueError):
@@ -79,7 +80,11 @@ def utterance_features(source: AudioSource, config: FeatureConfig) -> tuple[np.n
     """((T, F) float32 log-mel, audio seconds) of one utterance's audio; AudioError when it
     cannot be used."""
     wav = load_audio(source, max_seconds=MAX_UTTERANCE_SECONDS)  # (N,) at 16 kHz
-    return log_mel(wav, config).numpy(), len(wav) / SAMPLE_RATE
+    feats = log_mel(wav, config).numpy()  # (T, F)
+    problem = feature_problem(feats)  # checked per utterance: statistics stay finite
+    if problem is not None:
+        raise AudioError(source, problem)
+    return feats, len(wav) / SAMPLE_RATE
 
 
 def _build_shard(task: dict) -> dict:
@@ -293,6 +298,29 @@ def build_cache(
     return FeatureCache.open(cache_dir)
 
 
+def _check_bounds(path: Path, index: dict) -> None:
+    """Every utterance must lie inside its shard's bytes, as they are on disk: frame counts an
+    index claims size batches and their padding, so 10^12 claimed frames must never get there."""
+    n_mels = index["config"]["n_mels"]
+    if type(n_mels) is not int or not 0 < n_mels <= MAX_N_MELS:
+        raise FeatureCacheError(f"{path}: n_mels {n_mels!r} is not in 1..{MAX_N_MELS}; rebuild "
+                                "the cache with `asr prepare`")
+    row_bytes = n_mels * np.dtype(DTYPE).itemsize
+    rows = []
+    for s in index["shards"]:
+        if s["bytes"] % row_bytes:
+            raise FeatureCacheError(f"{path}: shard {s['file']} holds {s['bytes']} bytes, not whole "
+                                    f"frames of {n_mels} float16 values; rebuild the cache")
+        rows.append(s["bytes"] // row_bytes)
+    for u in index["utterances"]:
+        shard, offset, frames = u["shard"], u["offset"], u["frames"]
+        if not (type(shard) is int and type(offset) is int and type(frames) is int
+                and 0 <= shard < len(rows) and offset >= 0 and 0 < frames <= rows[shard] - offset):
+            raise FeatureCacheError(f"{path}: utterance {u['id']!r} claims frames {offset}..+{frames} "
+                                    f"of shard {shard!r}, beyond what the shard files hold; "
+                                    "rebuild the cache with `asr prepare`")
+
+
 class FeatureCache:
     """Read-only view of a built cache: cache[id] -> (T, n_mels) float16 memory-mapped array."""
 
@@ -334,6 +362,7 @@ class FeatureCache:
                 if not _size_ok(cache_dir / s["file"], s["bytes"]):
                     raise FeatureCacheError(f"{cache_dir / s['file']}: missing or not {s['bytes']} "
                                             "bytes; rerun build_cache (or `asr prepare`) to recompute it")
+            _check_bounds(path, index)
             return cls(cache_dir, index)
         except FeatureCacheError:
             raise
@@ -381,7 +410,11 @@ class FeatureCache:
     def stats(self) -> FeatureStats:
         if self.index["stats"] is None:
             raise FeatureCacheError(f"{self.dir}: the cache holds no frames, so it has no statistics")
-        return FeatureStats.from_dict(self.index["stats"])
+        try:
+            return FeatureStats.from_dict(self.index["stats"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise FeatureCacheError(f"{self.dir / INDEX}: unusable statistics ({e}); rebuild the "
+                                    "cache with `asr prepare`") from None
 
     @property
     def summary(self) -> dict:

@@ -27,6 +27,23 @@ FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 frames/s
 LOG_FLOOR = 1e-10  # power floor before the log: silence maps to ln(1e-10) ≈ -23.0, not -inf
 SILENCE_LOG_MEL = math.log(LOG_FLOOR)  # ≈ -23.03, every bin of digital silence
 MIN_STD = 1e-5  # floor on a bin's std in normalize(), so a constant bin cannot divide by zero
+# Largest |log-mel| taken as a feature. Audio within asr.audio_io.MAX_SAMPLE_MAGNITUDE peaks
+# near ln(power) ≈ 20 and digital silence sits at SILENCE_LOG_MEL ≈ -23; beyond ±50 (natural
+# log of power) a value says the computation went wrong, and float16 caches overflow at 65504.
+MAX_ABS_LOG_MEL = 50.0
+
+
+def feature_problem(feats: np.ndarray | torch.Tensor) -> str | None:
+    """Why a (T, F) feature matrix must not be used (NaN, infinite or absurd values), or None."""
+    x = torch.as_tensor(feats)
+    if x.numel() == 0:
+        return None
+    peak = float(x.abs().max())  # NaN when any value is NaN
+    if not math.isfinite(peak):
+        return "features contain NaN or infinite values"
+    if peak > MAX_ABS_LOG_MEL:
+        return f"absurd feature values: |log-mel| reaches {peak:.3g}, beyond {MAX_ABS_LOG_MEL:g}"
+    return None
 
 
 @functools.cache  # an lru_cache without a bound
@@ -138,6 +155,9 @@ class StatsAccumulator:
         if isinstance(feats, torch.Tensor):
             feats = feats.detach().cpu().numpy()
         x = np.asarray(feats, dtype=np.float64).reshape(-1, self.sum.shape[0])  # (T, F)
+        problem = feature_problem(x)
+        if problem is not None:  # one bad matrix would make every statistic NaN: refuse it whole
+            raise ValueError(f"refusing to accumulate statistics: {problem}")
         self.frames += x.shape[0]
         self.sum += x.sum(axis=0)
         self.sumsq += np.square(x).sum(axis=0)
@@ -151,6 +171,8 @@ class StatsAccumulator:
         acc.frames = int(d["frames"])
         acc.sum[:] = d["sum"]
         acc.sumsq[:] = d["sumsq"]
+        if acc.frames < 0 or not (np.isfinite(acc.sum).all() and np.isfinite(acc.sumsq).all()):
+            raise ValueError("statistics with a negative frame count or non-finite sums")
         return acc
 
     def merge(self, other: StatsAccumulator) -> None:
@@ -179,6 +201,9 @@ class FeatureStats:
         self.std = np.asarray(torch.as_tensor(self.std).cpu(), dtype=np.float64)  # (F,)
         if self.mean.shape != self.std.shape or self.mean.ndim != 1:
             raise ValueError(f"mean and std must both be (F,), got {self.mean.shape} and {self.std.shape}")
+        # finite by construction: NaN statistics would silently turn every feature into NaN
+        if not (np.isfinite(self.mean).all() and np.isfinite(self.std).all()) or (self.std < 0).any():
+            raise ValueError("feature statistics hold NaN, infinite or negative values")
         self.frames = int(self.frames)
 
     @staticmethod

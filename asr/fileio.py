@@ -9,6 +9,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,6 +19,38 @@ os.umask(_UMASK)  # read once: mkstemp makes 0600 files, finished files get the 
 
 
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+# What a path may be besides a regular file or a folder. Opening a FIFO blocks until a writer
+# comes (forever, in a batch job), a device like /dev/zero reads without end, a socket cannot be
+# opened at all: none is data, so none is ever opened.
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+class SpecialFileError(ValueError):
+    """A path that is a FIFO, device or socket where a file was expected; names the path."""
+
+    def __init__(self, path: str | os.PathLike, kind: str):
+        self.path, self.kind = str(path), kind
+        self.reason = f"{kind}, not a regular file: refusing to open it"
+        super().__init__(f"{self.path}: {self.reason}")
+
+
+def special_file_kind(path: str | os.PathLike) -> str | None:
+    """What `path` is when it is a FIFO, device or socket (after symlinks); None otherwise,
+    including when it does not exist. Asked without opening the path, which could block."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return next((kind for test, kind in _SPECIAL_FILES if test(mode)), None)
+
+
+def refuse_special(path: str | os.PathLike) -> None:
+    """Raise SpecialFileError when `path` is a FIFO, device or socket: the one check made
+    before any user's file (audio, manifest, model, LM, text) is opened."""
+    kind = special_file_kind(path)
+    if kind is not None:
+        raise SpecialFileError(path, kind)
 
 
 @contextlib.contextmanager
@@ -77,6 +110,7 @@ def _running(pid: int) -> bool:
 
 def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy `src` to `dst` atomically: `dst` is the old file or a whole copy, never half."""
+    refuse_special(src)
     with open(src, "rb") as fin, atomic_write(dst, "wb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
 
@@ -128,6 +162,7 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read a JSONL file; a malformed line is an error naming the file and line."""
     rows = []
+    refuse_special(path)
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():

@@ -32,11 +32,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from asr.fileio import atomic_write
+from asr.fileio import atomic_write, refuse_special
 from asr.languages import language
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 NO_PROB = -99.0  # ARPA's log10 probability of <s>, which is never predicted
+MAX_ORDER = 10  # n-gram orders an ARPA header may claim (KenLM's default build stops at 6)
+_HEADER_LINES = 1000  # lines read looking for an ARPA header's end
 
 
 def default_unit(tokenizer) -> str:
@@ -171,6 +173,38 @@ def lm_unit_of(path: str | os.PathLike, tokenizer) -> str:
     return "token" if vocab and inside >= 0.9 * len(vocab) else "word"
 
 
+def check_arpa_header(path: str | os.PathLike) -> list[int]:
+    """The n-gram counts an ARPA file's \\data\\ header declares, refused (ValueError naming the
+    file) unless the file's size could hold them. KenLM sizes its tables from these counts
+    before reading a single n-gram: a header claiming 10^12 n-grams would allocate terabytes."""
+    path = Path(path)
+    refuse_special(path)
+    size = path.stat().st_size
+    counts: dict[int, int] = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for _, line in zip(range(_HEADER_LINES), f, strict=False):
+            line = line.strip()
+            if line.endswith("-grams:"):
+                break
+            if line.startswith("ngram ") and "=" in line:
+                order, _, count = line[len("ngram "):].partition("=")
+                try:
+                    counts[int(order)] = int(count)
+                except ValueError:
+                    raise ValueError(f"{path}: malformed ARPA header line {line!r}") from None
+    if not counts:
+        raise ValueError(f"{path}: no ARPA \\data\\ header with n-gram counts")
+    if sorted(counts) != list(range(1, len(counts) + 1)) or len(counts) > MAX_ORDER:
+        raise ValueError(f"{path}: ARPA header declares orders {sorted(counts)}, not 1..N with "
+                         f"N <= {MAX_ORDER}")
+    # an n-gram line is at least "p w1 ... wn\n": 2n + 2 bytes
+    need = sum(max(c, 0) * (2 * n + 2) for n, c in counts.items())
+    if any(c < 0 for c in counts.values()) or need > size:
+        raise ValueError(f"{path}: ARPA header declares {sum(counts.values())} n-grams, more than "
+                         f"its {size} bytes can hold (truncated or damaged?)")
+    return [counts[n] for n in sorted(counts)]
+
+
 class ArpaModel:
     """A small pure-Python ARPA reader and scorer (tests, perplexity, vocabulary lists)."""
 
@@ -180,6 +214,7 @@ class ArpaModel:
         self.prob: dict[tuple, float] = {}
         self.bow: dict[tuple, float] = {}
         section = None
+        refuse_special(self.path)
         with open(self.path, encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
                 line = line.strip()
@@ -243,7 +278,7 @@ def read_vocabulary(path: str | os.PathLike) -> list[str]:
     """Words of an LM: the unigrams of an ARPA file, or one word a line for a KenLM binary
     (`<lm>.bin` needs a `<lm>.bin.vocab` beside it, since the binary's words are not listed)."""
     path = Path(path)
-    if _is_arpa(path):
+    if is_arpa(path):
         return ArpaModel(path).vocabulary
     sidecar = path.with_name(path.name + ".vocab")
     if not sidecar.exists():
@@ -252,7 +287,9 @@ def read_vocabulary(path: str | os.PathLike) -> list[str]:
     return [w for w in sidecar.read_text(encoding="utf-8").split() if w not in (BOS, EOS, UNK)]
 
 
-def _is_arpa(path: Path) -> bool:
+def is_arpa(path: Path) -> bool:
+    """Whether the file looks like an ARPA text LM (a \\data\\ line near its start)."""
+    refuse_special(path)
     with open(path, "rb") as f:
         head = f.read(4096)
     return b"\\data\\" in head

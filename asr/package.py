@@ -65,29 +65,80 @@ def resolve_model_path(path: str | Path) -> Path:
     return path / MODEL_FILE if path.is_dir() else path
 
 
+def _build(cfg: RunConfig, meta: dict, vocab_sizes: dict[str, int]) -> torch.nn.Module:
+    """The model class and columns the metadata describes, with fresh weights on the current
+    default device (the meta device first, so a header's claims allocate nothing)."""
+    architecture = meta.get("architecture", "multilingual")  # files from before the field
+    if architecture == "progressive":
+        return ProgressiveCTC.from_spec(cfg.model, meta["progressive"], vocab_sizes)
+    if architecture == "multilingual":
+        return MultilingualCTC(cfg.model, vocab_sizes)
+    raise ValueError(f"unknown architecture {architecture!r}")
+
+
+def _check_block_count(cfg: RunConfig, meta: dict, n_tensors: int) -> None:
+    """Refuse a layout with more blocks than the file has tensors for, before even the meta
+    device builds them (a million claimed blocks would take minutes and gigabytes of modules)."""
+    below, shared, above = cfg.model.layout
+    columns = meta["progressive"]["columns"] if meta.get("architecture") == "progressive" else [
+        {"languages": meta["languages"]}]
+    if not isinstance(columns, list) or len(columns) > n_tensors:
+        raise ValueError(f"{len(columns)} progressive columns, more than the file's {n_tensors} "
+                         "model tensors")
+    blocks = sum(shared + len(c["languages"]) * (below + above) for c in columns)
+    if blocks > n_tensors:  # every Conformer block holds several tensors
+        raise ValueError(f"layout {list(cfg.model.layout)} means {blocks} Conformer blocks, more "
+                         f"than the file's {n_tensors} model tensors could hold")
+
+
+def _check_shapes(expected: dict[str, torch.Size], tensors: dict[str, torch.Tensor]) -> None:
+    """The file's model tensors must be exactly the parameters the metadata describes."""
+    found = {k[len("model."):]: v.shape for k, v in tensors.items() if k.startswith("model.")}
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    wrong = [f"{k} is {list(found[k])}, the metadata implies {list(expected[k])}"
+             for k in sorted(set(expected) & set(found)) if found[k] != expected[k]]
+    if missing or extra or wrong:
+        parts = ([f"{len(missing)} tensors missing (e.g. {missing[0]})"] if missing else []) + (
+            [f"{len(extra)} unexpected tensors (e.g. {extra[0]})"] if extra else []) + wrong[:1]
+        raise ValueError("the metadata does not match the tensors: " + "; ".join(parts))
+
+
 def load_package_model(path: str | Path, device: str | torch.device = "cpu"
                        ) -> tuple[MultilingualCTC | ProgressiveCTC, ModelPackage]:
-    """Rebuild the model and its package (config, tokenizers, statistics) from one file."""
+    """Rebuild the model and its package (config, tokenizers, statistics) from one file.
+
+    Everything the metadata claims is checked against the tensors present before anything is
+    allocated from it: the block count against the number of tensors, then every parameter's
+    name and shape (from a model built on the meta device) against the file's. Memory stays
+    bounded by the file's size, whatever its header says."""
     path = resolve_model_path(path)
     tensors, meta = ckpt.load_package(path)
     try:
         cfg = run_config_from_dict(meta["config"])
-        for loc in meta["languages"]:
+        languages = meta["languages"]
+        for loc in languages:
             check_locale(loc)  # a locale names files and heads: never take one unchecked
+        if not all(f"tokenizer.{loc}" in tensors for loc in languages):
+            raise ValueError("a language without its tokenizer tensor")
+        vocab_sizes = {loc: meta["vocab_sizes"][loc] for loc in languages}
+        if not all(type(v) is int and v > 0 for v in vocab_sizes.values()):
+            raise ValueError(f"vocabulary sizes must be positive integers, got {vocab_sizes}")
+        _check_block_count(cfg, meta, sum(k.startswith("model.") for k in tensors))
+        with torch.device("meta"):
+            expected = {k: v.shape for k, v in _build(cfg, meta, vocab_sizes).state_dict().items()}
+        _check_shapes(expected, tensors)
         tokenizers = {loc: Tokenizer.from_bytes(tensors[f"tokenizer.{loc}"].numpy().tobytes())
-                      for loc in meta["languages"]}
+                      for loc in languages}
+        for loc, tok in tokenizers.items():
+            if tok.vocab_size != vocab_sizes[loc]:
+                raise ValueError(f"the {loc} tokenizer has {tok.vocab_size} units, its head "
+                                 f"{vocab_sizes[loc]}")
         stats = FeatureStats.from_dict(meta["feature_stats"])
-        vocab_sizes = {loc: meta["vocab_sizes"][loc] for loc in meta["languages"]}
-        architecture = meta.get("architecture", "multilingual")  # files from before the field
-        if architecture == "progressive":
-            model = ProgressiveCTC.from_spec(cfg.model, meta["progressive"], vocab_sizes)
-        elif architecture == "multilingual":
-            model = MultilingualCTC(cfg.model, vocab_sizes)
-        else:
-            raise ValueError(f"unknown architecture {architecture!r}")
+        model = _build(cfg, meta, vocab_sizes)
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
                                if k.startswith("model.")})
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
         raise ckpt.CheckpointError(f"{path}: inconsistent model file ({e})") from None
     model.to(device).eval()
     return model, ModelPackage(cfg, tokenizers, stats, meta, path=path)

@@ -129,4 +129,5 @@ def segment_waveform(samples: np.ndarray, max_seconds: float = MAX_SEGMENT_SECON
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     if samples.ndim != 1 or not len(samples):
         raise ValueError(f"expected a non-empty mono waveform (N,), got shape {samples.shape}")
+    check_finite("<waveform>", samples)  # AudioError: a Failure for this source, not ""
     return split_at_pauses(iter([samples]), max_seconds=max_seconds)

@@ -104,6 +104,29 @@ def start_model(cfg: RunConfig, data_dir: Path, locales: list[str], init: str | 
     return cfg, model.train(), tokenizers, pkg.stats
 
 
+def _refuse_languages_without_data(why_empty: dict[str, str]) -> None:
+    """StartError naming every language with no usable training utterance and why: such a
+    language would still be drawn by the sampler, and its empty batch list fail mid-run."""
+    if why_empty:
+        detail = "; ".join(f"{loc}: {why}" for loc, why in why_empty.items())
+        raise StartError(f"no usable training data for {', '.join(why_empty)} ({detail}); fix "
+                         "their audio and rerun `asr prepare`, or train without them")
+
+
+def _empty_caches(data_dir: Path, locales: list[str]) -> dict[str, str]:
+    """locale -> why, for training caches that hold no utterance (every clip skipped)."""
+    out = {}
+    for loc in locales:
+        cache = FeatureCache.open(feature_dir(data_dir, loc, "train"))
+        if not len(cache):
+            skipped = cache.summary["skipped_ids"]
+            first = next(iter(skipped.items()), None)
+            out[loc] = (f"all {len(skipped)} utterances skipped when features were computed"
+                        + (f", e.g. {first[0]}: {first[1]}" if first else "")
+                        + f"; reasons in {cache.dir / 'index.json'}")
+    return out
+
+
 def build_run(cfg: RunConfig, data_dir: str | Path, locales: list[str],
               init: str | Path | None = None, base: str | Path | None = None,
               freeze_prefixes=(), dist: Dist | None = None) -> RunParts:
@@ -116,6 +139,7 @@ def build_run(cfg: RunConfig, data_dir: str | Path, locales: list[str],
     if stray:
         raise StartError(f"data.loss_weights names {', '.join(stray)}, which this run does not "
                          f"train (its languages: {', '.join(locales)})")
+    _refuse_languages_without_data(_empty_caches(data_dir, locales))
     cfg, model, tokenizers, stats = start_model(cfg, data_dir, locales, init=init, base=base)
     freeze(model, list(freeze_prefixes))
 
@@ -125,7 +149,11 @@ def build_run(cfg: RunConfig, data_dir: str | Path, locales: list[str],
                             max_utterance_seconds=(cfg.data.max_utterance_seconds
                                                    if name == "train" else None))
 
-    batches = TrainingBatches({loc: split(loc, "train") for loc in locales}, cfg.data, stats,
+    train = {loc: split(loc, "train") for loc in locales}
+    _refuse_languages_without_data({
+        loc: "0 usable utterances, skipped: " + ", ".join(f"{n} {why}" for why, n in d.skipped.items() if n)
+        for loc, d in train.items() if not len(d)})
+    batches = TrainingBatches(train, cfg.data, stats,
                               seed=cfg.train.seed, rank=dist.rank, world_size=dist.world_size)
     dev = {loc: split(loc, "dev") for loc in locales if (data_dir / loc / "dev.jsonl").exists()}
     return RunParts(cfg, model, tokenizers, stats, batches, dev)

@@ -34,7 +34,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from asr.fileio import write_bytes
+from asr.fileio import refuse_special, write_bytes
 from asr.languages import ALPHABETIC_UNITS, SUBWORD_UNITS, language, romanised_kinds
 
 # Id 0 of every vocabulary (token id = index into a CTC head's output, unitless) is the CTC
@@ -170,6 +170,7 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
+        refuse_special(path)
         with open(path, "rb") as f:
             return cls.from_bytes(f.read(), source=str(path))
 

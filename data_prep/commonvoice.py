@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from asr.audio import AudioError, audio_info
-from asr.fileio import atomic_write
+from asr.fileio import atomic_write, refuse_special
 from asr.text import chars_in_script, normalize_text
 
 REQUIRED_COLUMNS = ("client_id", "path", "sentence")
@@ -78,6 +78,7 @@ class TsvReader:
         self.columns = tuple(columns)
         self.dropped: Counter[str] = Counter()
         self.n_rows = 0  # data lines seen, good or bad (blank lines do not count)
+        refuse_special(self.path)  # a FIFO named like a TSV would block here forever
         self._file = open(self.path, "rb")  # noqa: SIM115 - closed when rows() finishes
         self._lineno = 0
         self.header = self._read_header()
