@@ -52,6 +52,7 @@ def experiment_overrides(recipe: str, hours: list[float]) -> list[str]:
     base = load_experiment_config(BASE)
     run_overrides = list(base.run.overrides)
     out = ["grid.strategies=[target_only]", "grid.per_strategy={}", "helpers.locales=[]",
+           "grid.seeds=[0]",
            f"target.hours=[{','.join(f'{h:g}' for h in hours)}]"]
     for item in RECIPES[recipe][1]:
         if item.startswith("+"):
