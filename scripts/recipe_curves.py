@@ -32,6 +32,12 @@ from asr.fileio import atomic_write, write_json, write_text  # noqa: E402
 from asr.runlog import read_jsonl_lenient  # noqa: E402
 
 BASE = "transfer_full"
+PINNED = ["corpus.root=corpora/cv-synth-full",
+          "corpus.synth.hours={de: 2.0, fr: 2.0, es: 2.0, it: 2.0, zh-CN: 2.1}",
+          "corpus.synth.eval_hours=0.42", "corpus.synth.zh_inventory_size=150",
+          "run.base=small", "budget.per_language=true", "budget.max_steps=1000",
+          "budget.valid_every=100", "budget.patience=3", "budget.min_steps=400"]
+PINNED_RUN = ["train.log_every=50"]
 # name: (what it is, experiment overrides); every recipe trains target_only alone
 RECIPES = {
     "cosine": ("today's recipe: cosine decay to 5% at the 1000-update cap, 10 time masks",
@@ -47,13 +53,13 @@ RECIPES = {
 
 
 def experiment_overrides(recipe: str, hours: list[float]) -> list[str]:
-    """`asr experiment --set` values of a recipe: target_only only, no helpers; `+` marks a
-    run-config override appended to run.overrides."""
-    base = load_experiment_config(BASE)
-    run_overrides = list(base.run.overrides)
+    """`asr experiment --set` values of a recipe: target_only only, no helpers, and every
+    setting the recipes share pinned here (transfer_full's values when they were measured),
+    so a later change to transfer_full.yaml leaves these runs and their keys alone. A leading
+    `+` in a recipe's list marks a run-config override (appended to run.overrides)."""
     out = ["grid.strategies=[target_only]", "grid.per_strategy={}", "helpers.locales=[]",
-           "grid.seeds=[0]",
-           f"target.hours=[{','.join(f'{h:g}' for h in hours)}]"]
+           "grid.seeds=[0]", f"target.hours=[{','.join(f'{h:g}' for h in hours)}]", *PINNED]
+    run_overrides = list(PINNED_RUN)
     for item in RECIPES[recipe][1]:
         if item.startswith("+"):
             run_overrides.append(item[1:])
