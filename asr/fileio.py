@@ -7,6 +7,7 @@ import errno
 import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,9 @@ os.umask(_UMASK)  # read once: mkstemp makes 0600 files, finished files get the 
 
 
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+# the writer's pid in a temporary's name: atomic_write's `.<name>.<pid>.<random>.tmp`,
+# data_prep.synth's `.<stem>.<pid>.tmp.mp3`
+_TEMPORARY_PID = re.compile(r"^\..+\.(\d+)\.(?:[A-Za-z0-9_]+\.tmp|tmp\.mp3)$")
 
 
 @contextlib.contextmanager
@@ -62,6 +66,13 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
                 tmp.unlink()
                 removed.append(tmp)
     return removed
+
+
+def is_stale_temporary(path: str | os.PathLike) -> bool:
+    """Whether `path` is a temporary (named with its writer's pid) whose writer no longer
+    runs. A temporary of a live process, or a file not named like one, is not stale."""
+    m = _TEMPORARY_PID.match(Path(path).name)
+    return m is not None and not _running(int(m.group(1)))
 
 
 def _running(pid: int) -> bool:
