@@ -30,7 +30,7 @@ import torch
 from asr.audio import SAMPLE_RATE, AudioError, AudioSource, load_audio
 from asr.config import FeatureConfig
 from asr.features import FeatureStats, StatsAccumulator, log_mel
-from asr.fileio import atomic_write, is_stale_temporary, read_jsonl, write_json
+from asr.fileio import atomic_write, is_live_temporary, read_jsonl, write_json
 from asr.run_lock import FolderLock
 from asr.workers import watch_parent
 
@@ -158,7 +158,8 @@ def _remove_stale(cache_dir: Path, keep: set[str]) -> None:
     (a live process's temporary is never touched, whoever it belongs to)."""
     for p in cache_dir.iterdir():
         stale_shard = p.name.startswith("shard-") and p.name not in keep
-        if p.is_file() and (stale_shard or is_stale_temporary(p)):
+        leftover_tmp = p.name.startswith(".") and p.name.endswith(".tmp") and not is_live_temporary(p)
+        if p.is_file() and (stale_shard or leftover_tmp):
             p.unlink(missing_ok=True)
 
 

@@ -68,11 +68,11 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def is_stale_temporary(path: str | os.PathLike) -> bool:
-    """Whether `path` is a temporary (named with its writer's pid) whose writer no longer
-    runs. A temporary of a live process, or a file not named like one, is not stale."""
+def is_live_temporary(path: str | os.PathLike) -> bool:
+    """Whether `path` is a temporary named with its writer's pid, and that writer still runs:
+    such a file is never removed, whichever process finds it."""
     m = _TEMPORARY_PID.match(Path(path).name)
-    return m is not None and not _running(int(m.group(1)))
+    return m is not None and _running(int(m.group(1)))
 
 
 def _running(pid: int) -> bool:

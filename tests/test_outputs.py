@@ -28,7 +28,7 @@ import soundfile as sf
 from cvfake import make_release
 
 from asr.cli import main
-from asr.fileio import is_stale_temporary
+from asr.fileio import is_live_temporary
 from asr.output_names import OutputConflict, plan_outputs
 from asr.run_lock import LOCK_NAME, FolderBusyError, FolderLock
 
@@ -356,7 +356,7 @@ def test_cache_build_keeps_live_temporaries_and_removes_dead_ones(fake_data, tmp
 
 
 def test_temporary_names_carry_their_writer(tmp_path):
-    assert is_stale_temporary(tmp_path / f".clip.x.{dead_pid()}.tmp.mp3")
-    assert not is_stale_temporary(tmp_path / f".clip.{os.getpid()}.tmp.mp3")
-    assert not is_stale_temporary(tmp_path / f".index.json.{os.getpid()}.k2j3_x9q.tmp")
-    assert not is_stale_temporary(tmp_path / "notes.tmp")  # not ours to judge
+    assert not is_live_temporary(tmp_path / f".clip.x.{dead_pid()}.tmp.mp3")
+    assert is_live_temporary(tmp_path / f".clip.{os.getpid()}.tmp.mp3")
+    assert is_live_temporary(tmp_path / f".index.json.{os.getpid()}.k2j3_x9q.tmp")
+    assert not is_live_temporary(tmp_path / ".index.json.k1ll3d.tmp")  # no writer named
