@@ -128,6 +128,7 @@ def add_prepare(sub) -> None:
 def run_prepare(args) -> int:
     from asr.languages import resolve_units
     from asr.prepare import prepare_data
+    from asr.run_lock import FolderLock
     from data_prep.cv_archive import release_archives
     from data_prep.manifest import format_summary
     from data_prep.release import prepare_manifests
@@ -139,26 +140,28 @@ def run_prepare(args) -> int:
     if args.no_features and release_archives(args.cv_root, locales) is not None:
         raise ValueError("--no-features applies to release folders only: archives are read once, "
                          "and their features are computed in that pass")
-    manifest_summary = prepare_manifests(
-        args.cv_root,
-        locales=locales,
-        out_dir=args.out,
-        hours=parse_hours(args.hours),
-        seed=args.seed,
-        train_source=args.train_source,
-        workers=args.workers,
-    )
-    print(format_summary(manifest_summary))
-    report = prepare_data(
-        args.out,
-        locales=locales,
-        vocab_size=args.vocab_size,
-        units=args.units,
-        units_for=units_for,
-        workers=args.workers,
-        features=not args.no_features,
-    )
-    print(report["table"])
+    # one `asr prepare` writes a data folder at a time (a second waits, then finds it done)
+    with FolderLock(args.out, "data folder").acquire(wait=True):
+        manifest_summary = prepare_manifests(
+            args.cv_root,
+            locales=locales,
+            out_dir=args.out,
+            hours=parse_hours(args.hours),
+            seed=args.seed,
+            train_source=args.train_source,
+            workers=args.workers,
+        )
+        print(format_summary(manifest_summary))
+        report = prepare_data(
+            args.out,
+            locales=locales,
+            vocab_size=args.vocab_size,
+            units=args.units,
+            units_for=units_for,
+            workers=args.workers,
+            features=not args.no_features,
+        )
+        print(report["table"])
     return 0
 
 
@@ -284,7 +287,13 @@ def add_transcribe(sub) -> None:
     p.add_argument("--format", choices=("txt", "json", "srt", "vtt"), default="txt",
                    help="output format; json has segments with times, language and probability")
     p.add_argument("--out", type=Path, default=None,
-                   help="folder for one output file per input (mirroring folders); unset: stdout")
+                   help="folder for one output file per input; unset: stdout. It mirrors the "
+                   "input: DIR/<path relative to the input>.FORMAT, under DIR/<folder name>/ when "
+                   "several inputs are given; files sharing a name keep their extension "
+                   "(clip.mp3.txt, clip.wav.txt). Every name is planned first: a clash, an "
+                   "output that is an input, or an existing file is refused before decoding")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing transcripts in --out (inputs are never replaced)")
     p.add_argument("--batch-seconds", type=float, default=120.0,
                    help="audio per model batch, padding included (memory grows with it)")
     p.add_argument("--max-segment-seconds", type=float, default=20.0,
@@ -295,6 +304,20 @@ def add_transcribe(sub) -> None:
 
 
 def run_transcribe(args) -> int:
+    from asr.output_names import plan_outputs
+    from asr.run_lock import FolderLock
+    from asr.transcribe import collect_audio_files
+
+    if args.out is None:  # a folder without audio is reported as a failure
+        return _transcribe(args, collect_audio_files(args.inputs))
+    # one transcribe per --out at a time; every output name decided before any decoding
+    with FolderLock(args.out, "transcript folder"):
+        return _transcribe(args, plan_outputs(args.inputs, args.out, args.format,
+                                              overwrite=args.overwrite))
+
+
+def _transcribe(args, files: list) -> int:
+    """Transcribe [(audio file, output file or anything when printing)] as `args` say."""
     import time
 
     from tqdm import tqdm
@@ -303,9 +326,8 @@ def run_transcribe(args) -> int:
     from asr.device import resolve_device
     from asr.fileio import to_json_line, write_text
     from asr.package import load_package_model
-    from asr.transcribe import Failure, Transcriber, collect_audio_files, format_transcript
+    from asr.transcribe import Failure, Transcriber, format_transcript
 
-    files = collect_audio_files(args.inputs)  # a folder without audio is reported as a failure
     if args.out is None and len(files) > 1 and args.format in ("srt", "vtt"):
         raise ValueError(f"--format {args.format} for {len(files)} files needs --out DIR")
     cfg = _decode_config(args)
@@ -329,7 +351,7 @@ def run_transcribe(args) -> int:
     bar = tqdm(total=round(total, 1), unit="s", desc="transcribe", dynamic_ncols=True,
                disable=args.no_progress, file=sys.stderr)
     t0, failed, done, seconds = time.perf_counter(), [], 0, 0.0
-    for (path, rel), result in zip(files, tr.run([str(f) for f, _ in files], lang=args.lang,
+    for (path, target), result in zip(files, tr.run([str(f) for f, _ in files], lang=args.lang,
                                                  progress=lambda s: bar.update(round(s, 1))),
                                    strict=True):
         if isinstance(result, Failure):
@@ -339,7 +361,7 @@ def run_transcribe(args) -> int:
         done, seconds = done + 1, seconds + result.duration_seconds
         text = format_transcript(result, args.format)
         if args.out is not None:
-            write_text(args.out / rel.with_suffix("." + args.format), text)
+            write_text(target, text)
         elif len(files) == 1:
             sys.stdout.write(text)
         elif args.format == "json":
@@ -537,11 +559,12 @@ def main(argv: list[str] | None = None) -> int:
     from asr.audio import AudioError
     from asr.checkpoint import CheckpointError
     from asr.config import ConfigError
+    from asr.run_lock import FolderBusyError
 
     try:
         return args.func(args)
     # OSError: a missing or unreadable input, a full disk; ValueError: bad data or arguments
-    except (ConfigError, CheckpointError, AudioError, OSError, ValueError) as e:
+    except (ConfigError, CheckpointError, AudioError, FolderBusyError, OSError, ValueError) as e:
         if os.environ.get("ASR_DEBUG"):
             raise
         print(f"asr {args.command}: error: {e}  (ASR_DEBUG=1 shows a traceback)", file=sys.stderr)

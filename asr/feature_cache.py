@@ -30,7 +30,8 @@ import torch
 from asr.audio import SAMPLE_RATE, AudioError, AudioSource, load_audio
 from asr.config import FeatureConfig
 from asr.features import FeatureStats, StatsAccumulator, feature_problem, log_mel
-from asr.fileio import atomic_write, read_jsonl, write_json
+from asr.fileio import atomic_write, is_live_temporary, read_jsonl, write_json
+from asr.run_lock import FolderLock
 from asr.workers import watch_parent
 
 FORMAT_VERSION = 1
@@ -158,10 +159,11 @@ def _reusable_sidecar(cache_dir: Path, name: str, key: str, ids: list[str], chec
 
 
 def _remove_stale(cache_dir: Path, keep: set[str]) -> None:
-    """Delete shard files and leftover temporaries that this build does not own."""
+    """Delete shard files this build does not own, and temporaries whose writer is dead
+    (a live process's temporary is never touched, whoever it belongs to)."""
     for p in cache_dir.iterdir():
         stale_shard = p.name.startswith("shard-") and p.name not in keep
-        leftover_tmp = p.name.startswith(".") and p.name.endswith(".tmp")
+        leftover_tmp = p.name.startswith(".") and p.name.endswith(".tmp") and not is_live_temporary(p)
         if p.is_file() and (stale_shard or leftover_tmp):
             p.unlink(missing_ok=True)
 
@@ -202,9 +204,16 @@ def build_cache(
     Quick when an up-to-date cache exists (shard sizes are checked; `verify=True` also checks
     every shard's crc32 and recomputes the damaged ones). Finished shards of an interrupted
     build are reused. Audio that fails to decode is skipped and listed in summary["skipped_ids"].
+    One process builds a cache folder at a time: another waits, then finds it up to date.
     """
+    with FolderLock(cache_dir, "feature cache").acquire(wait=True):
+        return _build_cache(Path(manifest_path), Path(cache_dir), config, workers, shard_size,
+                            progress, verify)
+
+
+def _build_cache(manifest_path: Path, cache_dir: Path, config: FeatureConfig | None,
+                 workers: int, shard_size: int, progress: bool, verify: bool) -> FeatureCache:
     t0 = time.perf_counter()
-    manifest_path, cache_dir = Path(manifest_path), Path(cache_dir)
     config = config or FeatureConfig()
     settings = _feature_settings(config)
     key = _cache_key(manifest_path, settings, shard_size)

@@ -40,6 +40,7 @@ from asr.feature_cache import (
 )
 from asr.features import StatsAccumulator
 from asr.fileio import atomic_write, read_jsonl
+from asr.run_lock import LOCK_NAME, FolderLock
 
 SHARD_UTTERANCES = 500  # source utterances per shard, as build_cache's default shard_size
 PENDING_PER_WORKER = 4  # clips in flight per worker: memory stays a few clips, workers stay busy
@@ -107,6 +108,8 @@ class StreamCacheWriter:
     def __init__(self, cache_dir: Path, config: FeatureConfig, archives: list[str]):
         self.dir = Path(cache_dir)
         self.config, self.archives = config, archives
+        # held from clearing the folder to its index (a build_cache there waits meanwhile)
+        self._lock = FolderLock(self.dir, "feature cache").acquire(wait=True)
         clear_cache_dir(self.dir)
         self._where: dict[str, tuple[int, int, int]] = {}  # utterance id -> (shard, offset, frames)
         self._written: dict[str, float] = {}  # source id -> audio seconds
@@ -149,6 +152,7 @@ class StreamCacheWriter:
     def abort(self, error: BaseException) -> None:
         """Drop the shard being written (an error stopped the stream)."""
         self._close_shard(error)
+        self._lock.release()
 
     def finish(self, manifest_path: Path, missing_reason: str) -> FeatureCache:
         """Write index.json for the utterances of `manifest_path`; an utterance whose features
@@ -191,6 +195,7 @@ class StreamCacheWriter:
             "utterances": utts,
         }
         _write_index(self.dir / INDEX, index)
+        self._lock.release()
         return FeatureCache.open(self.dir)
 
     def _read(self, utt_id: str) -> np.ndarray:
@@ -212,11 +217,17 @@ def _subtract(acc: StatsAccumulator, feats: np.ndarray) -> None:
 
 
 def clear_cache_dir(cache_dir: Path) -> None:
-    """Empty a cache folder for a new stream: its index first, so nothing reads it meanwhile."""
+    """Empty a cache folder for a new stream: its index first, so nothing reads it meanwhile.
+    The folder's lock file stays: its writer (this process) holds it."""
     (cache_dir / INDEX).unlink(missing_ok=True)
-    if cache_dir.exists():
-        shutil.rmtree(cache_dir)
-    cache_dir.mkdir(parents=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for p in cache_dir.iterdir():
+        if p.name == LOCK_NAME:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
 
 def cache_matches(cache_dir: Path, manifest_path: Path, config: FeatureConfig) -> bool:

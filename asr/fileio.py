@@ -8,6 +8,7 @@ import glob
 import json
 import math
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -19,6 +20,9 @@ os.umask(_UMASK)  # read once: mkstemp makes 0600 files, finished files get the 
 
 
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+# the writer's pid in a temporary's name: atomic_write's `.<name>.<pid>.<random>.tmp`,
+# data_prep.synth's `.<stem>.<pid>.tmp.mp3`
+_TEMPORARY_PID = re.compile(r"^\..+\.(\d+)\.(?:[A-Za-z0-9_]+\.tmp|tmp\.mp3)$")
 # What a path may be besides a regular file or a folder. Opening a FIFO blocks until a writer
 # comes (forever, in a batch job), a device like /dev/zero reads without end, a socket cannot be
 # opened at all: none is data, so none is ever opened.
@@ -96,6 +100,13 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
                 tmp.unlink()
                 removed.append(tmp)
     return removed
+
+
+def is_live_temporary(path: str | os.PathLike) -> bool:
+    """Whether `path` is a temporary named with its writer's pid, and that writer still runs:
+    such a file is never removed, whichever process finds it."""
+    m = _TEMPORARY_PID.match(Path(path).name)
+    return m is not None and _running(int(m.group(1)))
 
 
 def _running(pid: int) -> bool:

@@ -16,6 +16,7 @@ from asr.config import FeatureConfig
 from asr.feature_cache import build_cache
 from asr.fileio import is_done, mark_done, read_jsonl
 from asr.languages import resolve_units
+from asr.run_lock import FolderLock
 from asr.tokenizer import Tokenizer, train_tokenizer, unseen_rate
 
 SPLITS = ("train", "dev", "test")
@@ -75,11 +76,19 @@ def prepare_data(
     """Tokenizers and feature caches for `locales`; returns rows per (locale, split) and a table.
 
     Units as in `prepare_tokenizer`; they are checked for every locale before any work starts.
+    One process writes `data_dir` at a time; another waits for it, then finds the work done.
     """
     data_dir = Path(data_dir)
-    feature_config = feature_config or FeatureConfig()
     for locale in locales:
         resolve_units(locale, units, units_for)  # a misspelt kind fails now, not hours later
+    with FolderLock(data_dir, "data folder").acquire(wait=True):
+        return _prepare_data(data_dir, locales, vocab_size, units, units_for, workers, features,
+                             feature_config or FeatureConfig(), progress)
+
+
+def _prepare_data(data_dir: Path, locales: list[str], vocab_size: int, units: str,
+                  units_for: dict[str, str] | None, workers: int, features: bool,
+                  feature_config: FeatureConfig, progress: bool) -> dict:
     rows = []
     for locale in locales:
         tok = prepare_tokenizer(data_dir, locale, vocab_size, units=units, units_for=units_for)

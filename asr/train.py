@@ -31,6 +31,7 @@ from asr.model.heads import ctc_loss, masked_mean
 from asr.model.multilingual import count_parameters
 from asr.model.progressive import ProgressiveCTC
 from asr.package import save_model
+from asr.run_lock import FolderLock
 from asr.runlog import RunLog
 from asr.start import StartError, build_run
 from asr.tokenizer import Tokenizer
@@ -116,6 +117,8 @@ class Trainer:
         self.checkpoints: list[str] = []
         self.lid_memory: dict[str, torch.Tensor] = {}  # locale -> (<= LID_MEMORY, D) pooled
         self.resumed = resume
+        # one process writes a run folder (rank 0 under DDP); released when fit() ends
+        self.lock = FolderLock(self.out, "run folder", enabled=self.dist.main).acquire()
         if not resume and self._state_path().exists():
             raise TrainingError(f"{self.out} already holds a run; pass --resume to continue it "
                                 "or choose another --out")
@@ -328,6 +331,11 @@ class Trainer:
 
     # ---- the loop -----------------------------------------------------------------------
     def fit(self, stop_at: int | None = None, each_step=None) -> dict:
+        """Train (see _fit) holding the run folder's lock, released however this ends."""
+        with self.lock:
+            return self._fit(stop_at, each_step)
+
+    def _fit(self, stop_at: int | None = None, each_step=None) -> dict:
         """Train until max_steps or early stopping; `stop_at` simulates a crash (tests);
         `each_step()`, when given, runs in this thread after every update (the experiment
         uses it to take up cores that other runs have freed)."""

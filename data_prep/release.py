@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from asr.run_lock import FolderLock
 from data_prep.commonvoice import TRAIN_SOURCES
 from data_prep.cv_archive import prepare_locale_archives, release_archives
 from data_prep.manifest import prepare_locale
@@ -34,7 +35,7 @@ def prepare_manifests(
     (validated.tsv); either way no clip, speaker or normalised sentence of dev or test reaches
     training. A locale whose outputs were made with the same parameters from unchanged inputs
     is not redone. Returns {"out_dir", "locales": {locale: summary}}; `format_summary`
-    renders it as a table.
+    renders it as a table. One process writes `out_dir` at a time; another waits for it.
     """
     if train_source not in TRAIN_SOURCES:
         raise ValueError(f"train_source must be one of {', '.join(TRAIN_SOURCES)}, got {train_source!r}")
@@ -45,14 +46,16 @@ def prepare_manifests(
     out_dir = Path(out_dir)
     archives = release_archives(cv_root, locales)
     summaries = {}
-    for locale in locales:
-        options = dict(hours=hours.get(locale), seed=seed, train_source=train_source, progress=progress)
-        if archives is not None:
-            summaries[locale] = prepare_locale_archives(archives[locale], locale, out_dir,
-                                                        workers=workers, **options)
-        else:
-            summaries[locale] = prepare_locale(Path(_single(cv_root)).resolve(), locale, out_dir,
-                                               **options)
+    with FolderLock(out_dir, "data folder").acquire(wait=True):
+        for locale in locales:
+            options = dict(hours=hours.get(locale), seed=seed, train_source=train_source,
+                           progress=progress)
+            if archives is not None:
+                summaries[locale] = prepare_locale_archives(archives[locale], locale, out_dir,
+                                                            workers=workers, **options)
+            else:
+                summaries[locale] = prepare_locale(Path(_single(cv_root)).resolve(), locale,
+                                                   out_dir, **options)
     return {"out_dir": str(out_dir), "locales": summaries}
 
 

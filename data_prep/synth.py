@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from asr.audio import audio_info
-from asr.fileio import atomic_write, is_done, mark_done, write_json
+from asr.fileio import atomic_write, is_done, is_live_temporary, mark_done, write_json
 from data_prep import espeak
 from data_prep.sentences import LOCALES
 from data_prep.synth_plan import Clip, Speaker, plan_locale, rng_for
@@ -221,8 +221,9 @@ def _prepare_locale(locale_dir: Path, locale: str, train_hours: float, eval_hour
     same parameters (the parameters file is rewritten before any clip is replaced)."""
     clips_dir = locale_dir / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
-    for stale in clips_dir.glob(".*.tmp.mp3"):  # left by a killed run
-        stale.unlink(missing_ok=True)
+    for tmp in clips_dir.glob(".*.tmp.mp3"):  # left by a killed run; never a live writer's
+        if not is_live_temporary(tmp):
+            tmp.unlink(missing_ok=True)
     params = {"version": SYNTH_VERSION, "locale": locale, "seed": seed,
               "train_hours": train_hours, "eval_hours": eval_hours}
     if locale == "zh-CN":

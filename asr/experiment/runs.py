@@ -20,6 +20,7 @@ from asr.experiment.plan import Job
 from asr.experiment.results import LocaleScores, Metric, RunResult
 from asr.fileio import write_json, write_jsonl
 from asr.job_board import REFRESH_SECONDS, JobBoard, board_rows, eta_text
+from asr.run_lock import FolderLock
 from asr.runlog import read_jsonl_lenient
 from asr.workers import watch_parent
 
@@ -156,6 +157,8 @@ def execute_job(job: Job, device: str, facts: dict, progress: bool = True, threa
                                           "hours": job.hours, "key": job.key,
                                           "locales": job.locales, "data": str(job.data_dir)})
     with contextlib.ExitStack() as stack:
+        # one writer per run folder: scoring and tidying too, not only the Trainer's part
+        stack.enter_context(FolderLock(job.run_dir, "run folder"))
         if log:
             f = stack.enter_context(open(job.run_dir / "train.log", "a", encoding="utf-8"))
             stack.enter_context(contextlib.redirect_stdout(f))
@@ -193,7 +196,8 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
     for job in jobs:
         if (r := finished_result(job)) is not None:
             results[id(job)] = r
-            _tidy(job.run_dir)
+            with FolderLock(job.run_dir, "run folder"):  # also recovers a killed run's lock
+                _tidy(job.run_dir)
             board.say(f"[{number[id(job)]}/{len(jobs)}] {job.label}: finished earlier "
                       f"({job.run_dir.name})")
             if ledger is not None and job.key not in ledger:

@@ -25,6 +25,7 @@ from asr.experiment.report import write_report
 from asr.experiment.runs import finished_result, run_jobs
 from asr.experiment.strategies import STRATEGIES
 from asr.fileio import write_text
+from asr.run_lock import FolderLock
 
 
 def load_experiment_config(name: str | Path, overrides: list[str] = ()) -> ExperimentConfig:
@@ -59,7 +60,12 @@ def run_experiment(exp: ExperimentConfig, out_dir: str | Path | None = None, dev
     threads each (0: the CPU cores shared out among the runs training at the moment).
     """
     root = Path(out_dir or Path("exp") / exp.name)
-    root.mkdir(parents=True, exist_ok=True)
+    with FolderLock(root, "experiment folder"):  # one `asr experiment` per folder at a time
+        return _run(exp, root, device, progress, report_only, workers, threads)
+
+
+def _run(exp: ExperimentConfig, root: Path, device: str, progress: bool, report_only: bool,
+         workers: int, threads: int) -> dict:
     write_text(root / "experiment.yaml", yaml.safe_dump(to_dict(exp), sort_keys=False,
                                                          allow_unicode=True))
     write_text(root / "versions.txt", "\n".join(package_versions()) + "\n")
