@@ -333,7 +333,7 @@ def test_strategies_are_one_table_of_records():
     assert joint.languages(["de"], "it") == ["de", "it"] and shuffled.helper_text == "shuffled"
     assert STRATEGIES["target_only"].languages(["de"], "it") == ["it"]
     assert not STRATEGIES["target_only"].scored_on_helpers and joint.scored_on_helpers
-    assert STRATEGIES["finetune"].needs_helpers_model and not joint.needs_helpers_model
+    assert STRATEGIES["finetune"].needs_model and not joint.needs_model
 
 
 def test_a_new_strategy_named_like_joint_is_not_joint(tmp_path, release, monkeypatch):
@@ -351,7 +351,7 @@ def test_a_new_strategy_named_like_joint_is_not_joint(tmp_path, release, monkeyp
         prepare_experiment_data(exp, tmp_path / "out", run_config(exp, "target_only", 0).features)
     jobs = {j.strategy: j for j in plan_jobs(exp, tmp_path / "out")}
     assert "pretrain" not in jobs  # nothing needs the helpers' model
-    assert jobs["joint_balanced"].locales == ["zh-CN"] and jobs["joint_balanced"].pretrain is None
+    assert jobs["joint_balanced"].locales == ["zh-CN"] and jobs["joint_balanced"].starts_from is None
     assert jobs["joint_balanced"].cfg.data.alpha == 0
 
 
@@ -441,3 +441,17 @@ def test_report_quotes_no_ratio_from_a_capped_run():
     # the capped 0.4 h baseline point is not on the curve: 0.5 beats every converged point
     assert out[("finetune", 0.1)]["kind"] == "above"
     assert out[("finetune", 0.1)]["equivalent_hours"] == 0.2
+
+
+def test_joint_finetune_starts_from_the_joint_run_of_its_point(tmp_path, release):
+    path = write_config(tmp_path / "j.yaml", release, strategies=("joint_finetune", "joint"))
+    exp = load_experiment_config(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepare_experiment_data(exp, tmp_path / "out", run_config(exp, "joint", 0).features)
+    jobs = plan_jobs(exp, tmp_path / "out")
+    for j in (j for j in jobs if j.strategy == "joint_finetune"):
+        assert j.starts_from.strategy == "joint" and j.starts_from.hours == j.hours
+        assert j.locales == ["zh-CN"] and jobs.index(j.starts_from) < jobs.index(j)
+    with pytest.raises(ConfigError, match="joint_finetune at .* starts from the joint run"):
+        load_experiment_config(path, [f"grid.per_strategy={{joint: {{hours: [{HOURS[0]}]}}}}"])

@@ -14,7 +14,7 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-from asr.config import RunConfig, load_run_config, run_config_to_dict
+from asr.config import ConfigError, RunConfig, load_run_config, run_config_to_dict
 from asr.experiment.config import ExperimentConfig
 from asr.experiment.data import data_digest, point_dir
 from asr.experiment.strategies import PRETRAIN, STRATEGIES, Strategy, strategy
@@ -121,7 +121,7 @@ class Job:
     data_dir: Path
     locales: list[str]  # languages it trains on
     eval_locales: list[str]  # languages whose test sets it is scored on
-    pretrain: Job | None = None  # the helpers' model it starts from
+    starts_from: Job | None = None  # the run whose model it starts from
     key: str = ""
     run_dir: Path = Path()
 
@@ -147,7 +147,7 @@ def plan_jobs(exp: ExperimentConfig, root: Path) -> list[Job]:
         material = {"format": EXPERIMENT_FORMAT, "strategy": job.strategy, "seed": job.seed,
                     "hours": job.hours, "locales": job.locales, "config": run_config_to_dict(job.cfg),
                     "data": data_digest(job.data_dir, sorted(set(job.locales + job.eval_locales))),
-                    "pretrain": job.pretrain.key if job.pretrain else None, "versions": versions}
+                    "pretrain": job.starts_from.key if job.starts_from else None, "versions": versions}
         job.key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
         name = PRETRAIN if job.hours is None else f"{job.strategy}-h{job.hours:g}"
         job.run_dir = root / "runs" / f"{name}-s{job.seed}-{job.key}"
@@ -159,13 +159,36 @@ def plan_jobs(exp: ExperimentConfig, root: Path) -> list[Job]:
         pretrains[seed] = keyed(Job(PRETRAIN, seed, None, run_config(exp, PRETRAIN, seed),
                                     data / "helpers", helpers, helpers))
         jobs.append(pretrains[seed])
+    joint: dict[tuple[int, float], Job] = {}
+    # a joint run before the runs that start from it
+    order = sorted(exp.grid.strategies, key=lambda n: strategy(n).start == "joint_model")
     for seed, h in exp.points():
-        for name in exp.grid.strategies:
+        for name in order:
             s = strategy(name)
             if seed in exp.seeds_for(name) and h in exp.hours_for(name):
                 point = point_dir(data, seed, h, shuffled=s.helper_text == "shuffled")
                 evals = [tgt, *helpers] if s.scored_on_helpers else [tgt]
-                jobs.append(keyed(Job(name, seed, h, run_config(exp, name, seed), point,
-                                      s.languages(helpers, tgt), evals,
-                                      pretrains[seed] if s.needs_helpers_model else None)))
+                start = (joint[seed, h] if s.start == "joint_model"
+                         else pretrains[seed] if s.needs_model else None)
+                job = keyed(Job(name, seed, h, run_config(exp, name, seed), point,
+                                s.languages(helpers, tgt), evals, start))
+                if name == "joint":
+                    joint[seed, h] = job
+                jobs.append(job)
     return jobs
+
+
+def check_starts(exp: ExperimentConfig) -> None:
+    """Every run that starts from a joint run finds that run in the grid (same seed, hours)."""
+    has_joint = "joint" in exp.grid.strategies
+    joint = ({(s, h) for s in exp.seeds_for("joint") for h in exp.hours_for("joint")}
+             if has_joint else set())
+    for name in exp.grid.strategies:
+        if strategy(name).start == "joint_model":
+            missing = sorted({(s, h) for s in exp.seeds_for(name) for h in exp.hours_for(name)}
+                             - joint)
+            if missing:
+                seed, hours = missing[0]
+                raise ConfigError(f"{name} at {hours:g} h seed {seed} starts from the joint run "
+                                  "there, which the grid does not hold: add joint at those hours "
+                                  "and seeds")

@@ -53,7 +53,7 @@ class RunResult:
     stopped_early: bool  # False: stopped by the update cap
     max_steps: int  # the cap
     run_dir: str
-    pretrain: str | None  # the helpers' model it started from
+    pretrain: str | None  # the run dir of the model it started from
     # (update, selection metric on dev) at every validation: how fast it learned
     dev_curve: tuple[tuple[int, float], ...]
     machine: str  # CPU model and cores, or GPU, it trained on (asr.device.machine_name)

@@ -56,10 +56,11 @@ def train_job(job: Job, device: str, progress: bool, share: bool = False) -> Non
         return
     timing = _timing(out)
     s = job.record
-    start = {"helpers_model": "init", "helpers_column": "base"}.get(s.start) if s else None
+    start = ({"helpers_model": "init", "joint_model": "init", "helpers_column": "base"}
+             .get(s.start) if s else None)
     t0 = time.perf_counter()
     trainer = Trainer.from_data(job.cfg, job.data_dir, job.locales, out,
-                                **({start: job.pretrain.run_dir} if start else {}),
+                                **({start: job.starts_from.run_dir} if start else {}),
                                 freeze=s.freeze if s else (),
                                 resume=(out / "train_state.safetensors").exists(), device=device,
                                 progress=progress)
@@ -126,7 +127,7 @@ def finish_job(job: Job, device: str, facts: dict) -> RunResult:
         train_seconds=_timing(job.run_dir)["train_seconds"], steps=summary["steps"],
         best_step=summary["best_step"], stopped_early=summary["stopped_early"],
         max_steps=job.cfg.train.max_steps, run_dir=str(job.run_dir),
-        pretrain=str(job.pretrain.run_dir) if job.pretrain else None,
+        pretrain=str(job.starts_from.run_dir) if job.starts_from else None,
         dev_curve=dev_curve(job.run_dir, job.cfg.train.select_metric),
         machine=described["machine"])
     result.save(job.run_dir / "result.json")
@@ -207,9 +208,9 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
             board.say(f"[{number[id(job)]}/{len(jobs)}] {job.label}: in the ledger "
                       f"(trained on {r.machine})")
     for job in jobs:  # a model this machine lacks, needed by a run still to train
-        if (id(job) not in results and job.pretrain is not None
-                and not (job.pretrain.run_dir / "model.safetensors").exists()):
-            results.pop(id(job.pretrain), None)
+        if (id(job) not in results and job.starts_from is not None
+                and not (job.starts_from.run_dir / "model.safetensors").exists()):
+            results.pop(id(job.starts_from), None)
     pending = [j for j in jobs if id(j) not in results]
     began: dict[int, float] = {}
     durations: list[float] = []  # wall seconds of the runs finished in this call
@@ -237,7 +238,7 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
         return board_rows(active, sum(j.cfg.train.max_steps for j in pending), workers)
 
     def ready(job: Job) -> bool:
-        return job.pretrain is None or id(job.pretrain) in results
+        return job.starts_from is None or id(job.starts_from) in results
 
     running: dict = {}
     if workers <= 1:

@@ -10,6 +10,8 @@ name, so a new strategy is one new row here.
                                   with a new head for the target (Trainer init)
                  "helpers_column" the helpers' model as a frozen column, a new column for the
                                   target with lateral adapters (Trainer base)
+                 "joint_model"    the joint run of the same seed and hours, fine-tuned on the
+                                  target alone (Trainer init; joint must be in the grid there)
     freeze       parameter-name prefixes frozen on top of what `start` freezes
                  ("encoder" = everything but the heads); a progressive column's earlier
                  columns are always frozen
@@ -28,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-Start = typing.Literal["scratch", "helpers_model", "helpers_column"]
+Start = typing.Literal["scratch", "helpers_model", "helpers_column", "joint_model"]
 Role = typing.Literal["baseline", "transfer", "control"]
 
 
@@ -44,8 +46,8 @@ class Strategy:
     role: Role = "transfer"
 
     @property
-    def needs_helpers_model(self) -> bool:
-        """Starts from the helpers' pretrained model, so waits for it."""
+    def needs_model(self) -> bool:
+        """Starts from another run's model (the helpers' or a joint run's), so waits for it."""
         return self.start != "scratch"
 
     @property
@@ -67,6 +69,8 @@ TABLE = (
              with_helpers=True, helper_text="shuffled", role="control"),
     Strategy("finetune", "the helpers' model fine-tuned on the target with a new head",
              start="helpers_model"),
+    Strategy("joint_finetune", "the joint model of the same hours fine-tuned on the target "
+             "(shared hidden layers, then target adaptation)", start="joint_model"),
     Strategy("progressive", "the helpers' model as a frozen column, a new column for the "
              "target with lateral adapters", start="helpers_column"),
     Strategy("progressive_copy", "as progressive, the new column starting as a copy of the "

@@ -15,6 +15,7 @@ from asr.experiment.data import prepare_experiment_data
 from asr.experiment.ledger import Ledger, describe
 from asr.experiment.plan import (
     budget_rule,
+    check_starts,
     needs_pretrain,
     package_versions,
     plan_jobs,
@@ -36,6 +37,7 @@ def load_experiment_config(name: str | Path, overrides: list[str] = ()) -> Exper
         helped = [s for s in exp.grid.strategies if STRATEGIES[s].scored_on_helpers]
         raise ConfigError(f"grid.strategies: {', '.join(helped)} need helper languages, and "
                           "helpers.locales is empty")
+    check_starts(exp)
     identity = {}
     for s in run_kinds(exp):
         try:
