@@ -455,3 +455,21 @@ def test_joint_finetune_starts_from_the_joint_run_of_its_point(tmp_path, release
         assert j.locales == ["zh-CN"] and jobs.index(j.starts_from) < jobs.index(j)
     with pytest.raises(ConfigError, match="joint_finetune at .* starts from the joint run"):
         load_experiment_config(path, [f"grid.per_strategy={{joint: {{hours: [{HOURS[0]}]}}}}"])
+
+
+def test_two_sweeps_adding_to_one_ledger_keep_both_runs(tmp_path):
+    from asr.experiment.ledger import Ledger
+    from asr.experiment.results import RunResult
+
+    def result(key: str, hours: float) -> RunResult:
+        return RunResult(key=key, strategy="target_only", seed=0, hours=hours, actual_hours=hours,
+                         unseen_char_rate=0.0, test={}, parameters=1, trainable_parameters=1,
+                         train_seconds=1.0, steps=10, best_step=10, stopped_early=True,
+                         max_steps=100, run_dir=f"runs/{key}", pretrain=None,
+                         dev_curve=((10, 0.5),), machine="test")
+
+    a, b = Ledger(tmp_path / "ledger.jsonl"), Ledger(tmp_path / "ledger.jsonl")
+    a.add(result("aaa", 0.1))
+    b.add(result("bbb", 0.2))  # b never saw a's run: the file still keeps it
+    assert sorted(Ledger(tmp_path / "ledger.jsonl").runs) == ["aaa", "bbb"]
+    assert not (tmp_path / ".asr.lock").exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 from asr.config import from_dict, to_dict
 from asr.experiment.results import RunResult
 from asr.fileio import read_jsonl, write_jsonl
+from asr.run_lock import FolderLock
 
 
 class Ledger:
@@ -25,11 +26,15 @@ class Ledger:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.runs: dict[str, RunResult] = {}
+        self.runs: dict[str, RunResult] = self._read()
+
+    def _read(self) -> dict[str, RunResult]:
+        runs = {}
         if self.path.exists():
             for n, row in enumerate(read_jsonl(self.path), 1):
                 run = from_dict(RunResult, row, prefix=f"{self.path} line {n}: ")
-                self.runs[run.key] = run
+                runs[run.key] = run
+        return runs
 
     def get(self, key: str) -> RunResult | None:
         return self.runs.get(key)
@@ -41,13 +46,15 @@ class Ledger:
         return len(self.runs)
 
     def add(self, run: RunResult) -> None:
-        """Record a finished run (replacing a record of the same key) and rewrite the file."""
-        self.runs[run.key] = run
-        order = sorted(self.runs.values(),
-                       key=lambda r: (r.strategy, -1.0 if r.hours is None else r.hours, r.seed,
-                                      r.key))
+        """Record a finished run (replacing a record of the same key) and rewrite the file,
+        merged with what other sweeps wrote to it meanwhile (one writer at a time)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_jsonl(self.path, [to_dict(r) for r in order])
+        with FolderLock(self.path.parent, "ledger folder").acquire(wait=True):
+            self.runs = self._read() | self.runs | {run.key: run}
+            order = sorted(self.runs.values(),
+                           key=lambda r: (r.strategy, -1.0 if r.hours is None else r.hours,
+                                          r.seed, r.key))
+            write_jsonl(self.path, [to_dict(r) for r in order])
 
     def stale(self, keys: set[str]) -> list[str]:
         """Keys recorded here that the current plan no longer makes (another config or code
