@@ -101,10 +101,10 @@ def plot(rows: dict[str, list[dict]], path: Path) -> None:
     hours = sorted({r["hours"] for runs in rows.values() for r in runs})
     fig, axes = plt.subplots(1, len(hours), figsize=(6 * len(hours), 4.2), dpi=110, squeeze=False)
     for ax, h in zip(axes[0], hours, strict=True):
-        for recipe, runs in rows.items():
+        for k, (recipe, runs) in enumerate(rows.items()):
             for r in (r for r in runs if r["hours"] == h and r["curve"]):
                 x, y = zip(*r["curve"], strict=True)
-                ax.plot(x, [100 * c for c in y], label=recipe)
+                ax.plot(x, [100 * c for c in y], color=f"C{k}", label=recipe)  # same colour per recipe
         ax.set_title(f"zh-CN target-only, {h:g} h")
         ax.set_xlabel("updates")
         ax.set_ylabel("dev CER (%)")
