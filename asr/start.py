@@ -64,10 +64,12 @@ def freeze(model: torch.nn.Module, prefixes: list[str]) -> int:
     return n
 
 
-def start_model(cfg: RunConfig, data_dir: Path, locales: list[str], init: str | Path | None = None,
+def start_model(cfg: RunConfig, data_dir: Path, locales: list[str],
+                caches: dict[str, FeatureCache], init: str | Path | None = None,
                 base: str | Path | None = None) -> tuple[RunConfig, torch.nn.Module,
                                                          dict[str, Tokenizer], FeatureStats]:
-    """(cfg with the model's own model section, model, tokenizers, statistics) for a run."""
+    """(cfg with the model's own model section, model, tokenizers, statistics) for a run;
+    `caches`: the languages' training feature caches (a fresh model's statistics)."""
     if base is not None and init is not None:
         raise StartError("--base (a progressive column on a trained model) and --init "
                          "(fine-tuning) exclude each other: pass one")
@@ -80,8 +82,7 @@ def start_model(cfg: RunConfig, data_dir: Path, locales: list[str], init: str | 
     if init is None and base is None:
         tokenizers = own_tokenizers()
         model = MultilingualCTC(cfg.model, {loc: t.vocab_size for loc, t in tokenizers.items()})
-        stats = FeatureStats.merged([FeatureCache.open(feature_dir(data_dir, loc, "train")).stats
-                                     for loc in locales])
+        stats = FeatureStats.merged([caches[loc].stats for loc in locales])
         check_input_bins(cfg.features, cfg.model.n_mels, len(stats.mean), where="the run config")
         return cfg, model, tokenizers, stats
     path = init if init is not None else base
@@ -113,11 +114,10 @@ def _refuse_languages_without_data(why_empty: dict[str, str]) -> None:
                          "their audio and rerun `asr prepare`, or train without them")
 
 
-def _empty_caches(data_dir: Path, locales: list[str]) -> dict[str, str]:
+def _empty_caches(caches: dict[str, FeatureCache]) -> dict[str, str]:
     """locale -> why, for training caches that hold no utterance (every clip skipped)."""
     out = {}
-    for loc in locales:
-        cache = FeatureCache.open(feature_dir(data_dir, loc, "train"))
+    for loc, cache in caches.items():
         if not len(cache):
             skipped = cache.summary["skipped_ids"]
             first = next(iter(skipped.items()), None)
@@ -139,8 +139,10 @@ def build_run(cfg: RunConfig, data_dir: str | Path, locales: list[str],
     if stray:
         raise StartError(f"data.loss_weights names {', '.join(stray)}, which this run does not "
                          f"train (its languages: {', '.join(locales)})")
-    _refuse_languages_without_data(_empty_caches(data_dir, locales))
-    cfg, model, tokenizers, stats = start_model(cfg, data_dir, locales, init=init, base=base)
+    caches = {loc: FeatureCache.open(feature_dir(data_dir, loc, "train")) for loc in locales}
+    _refuse_languages_without_data(_empty_caches(caches))
+    cfg, model, tokenizers, stats = start_model(cfg, data_dir, locales, caches, init=init,
+                                                base=base)
     freeze(model, list(freeze_prefixes))
 
     def split(loc: str, name: str) -> LanguageData:

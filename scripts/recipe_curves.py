@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from asr.experiment.ledger import Ledger  # noqa: E402
+from asr.experiment.runs import dev_curve  # noqa: E402
 from asr.experiment.study import load_experiment_config, run_experiment  # noqa: E402
 from asr.fileio import atomic_write, write_json, write_text  # noqa: E402
-from asr.runlog import read_jsonl_lenient  # noqa: E402
 
 BASE = "transfer_full"
 PINNED = ["corpus.root=corpora/cv-synth-full",
@@ -82,8 +82,7 @@ def curves(ledger_path: Path, exp_dir: Path) -> list[dict]:
     for run in sorted((exp_dir / "runs").glob("target_only-*")):
         if run.name in done or not (run / "metrics.jsonl").exists():
             continue
-        valid = [(x["step"], x["scores"]["mean"]["cer"])
-                 for x in read_jsonl_lenient(run / "metrics.jsonl") if x["kind"] == "valid"]
+        valid = list(dev_curve(run, "mean_cer"))
         out.append({"run": run.name, "hours": float(run.name.split("-h")[1].split("-s")[0]),
                     "curve": valid, "finished": False, "steps": valid[-1][0] if valid else 0,
                     "max_steps": None, "stopped_early": None,
