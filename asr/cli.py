@@ -401,7 +401,7 @@ def add_evaluate(sub) -> None:
 
 def run_evaluate(args) -> int:
     from asr.device import resolve_device
-    from asr.evaluate import evaluate_model, format_report, report_name
+    from asr.evaluate import evaluate_model, format_report, plot_lid_confusion, report_name
     from asr.fileio import write_json, write_text
     from asr.package import resolve_model_path
 
@@ -420,7 +420,37 @@ def run_evaluate(args) -> int:
     text = format_report(report)
     write_json(out / f"{stem}.json", report)
     write_text(out / f"{stem}.md", text)
-    print(text + f"\nwritten: {out / stem}.md and .json")
+    png = plot_lid_confusion(report, out / f"{stem}_lid.png")
+    print(text + f"\nwritten: {out / stem}.md and .json" + (f", {out / stem}_lid.png" if png else ""))
+    return 0
+
+
+def add_lid_fit(sub) -> None:
+    p = sub.add_parser(
+        "lid-fit", formatter_class=_formatter,
+        help="fit a model's language identification on data of all its languages",
+        description="Fit the language-ID head of a model file on its frozen encoder: pooled "
+        "statistics of up to 1000 training utterances per language (prepared data of every "
+        "language the model holds), a logistic regression with languages weighted equally; "
+        "its accuracy on held-out speakers (the dev split, or a share of train's speakers) is "
+        "recorded in the file, and transcribe --lang auto needs it to be at least 95%% in "
+        "every language. Training does this itself when its data covers every language; use "
+        "this after fine-tuning on data of one language.")
+    p.add_argument("--model", required=True, type=Path, help="run directory or model.safetensors")
+    p.add_argument("--data", required=True, type=Path,
+                   help="prepared data directory holding <locale>/train.jsonl for every language")
+    p.add_argument("--out", type=Path, default=None, help="model file to write (default: replace --model's)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.set_defaults(func=run_lid_fit)
+
+
+def run_lid_fit(args) -> int:
+    from asr.device import resolve_device
+    from asr.lid import format_record, refit
+
+    out, record = refit(args.model, args.data, args.out, device=resolve_device(args.device),
+                        progress=lambda m: print(m, file=sys.stderr))
+    print(f"language ID on held-out speakers:\n{format_record(record)}\nwritten: {out}")
     return 0
 
 
@@ -543,6 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(sub)
     add_transcribe(sub)
     add_evaluate(sub)
+    add_lid_fit(sub)
     add_lm(sub)
     add_experiment(sub)
     return parser

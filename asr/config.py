@@ -309,7 +309,6 @@ class TrainConfig:
     # (asr/device.py); an explicit bf16 on other hardware is obeyed with a warning
     precision: typing.Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     spec_augment: bool = True
-    lid_weight: float = ranged(0.1, 0)  # weight of the language-ID loss beside CTC
     valid_every: int = ranged(250, 1)  # steps between validations
     select_metric: str = "mean_cer"  # mean_cer, mean_wer, or <locale>_cer / <locale>_wer
     # validations without improvement before stopping (cosine) or decaying (plateau); 0: never

@@ -24,6 +24,7 @@ from asr.device import eval_batch_frames
 from asr.features import FeatureStats, log_mel, num_frames
 from asr.fileio import read_jsonl
 from asr.languages import language
+from asr.lid import record_of
 from asr.metrics import BOOTSTRAP_RESAMPLES, score_texts
 from asr.tokenizer import Tokenizer
 
@@ -161,12 +162,9 @@ def decode_split(model, package, data_dir: str | Path, locale: str, split: str, 
     frames = np.array([cache.frames(r["id"]) if cache is not None and r["id"] in cache
                        else num_frames(int(r["duration"] * SAMPLE_RATE), features.hop_length)
                        for r in records])
-    rows, failed = {}, []
-    # Language ID: does the pooled LID head pick this locale? Only for models that can identify
-    # a language before knowing it (shared input blocks) and know more than one.
-    lid_index = (model.languages.index(locale)
-                 if len(model.languages) > 1 and not model.lid_needs_locale else None)
-    lid_correct = 0
+    rows, failed, lid = {}, [], {}
+    # Language ID: which language the head picks, for models with a fitted one (see lid_ready)
+    detect = lid_ready(model, package)
     bar = tqdm(total=len(records), disable=not progress, desc=f"{locale} {split}", unit="utt")
     for batch in make_buckets(frames, batch_frames or eval_batch_frames(device), 128):
         feats, keep = [], []
@@ -181,17 +179,28 @@ def decode_split(model, package, data_dir: str | Path, locale: str, split: str, 
         if not keep:
             continue
         x, lens = batch_features(feats, package.stats)  # (B, T, F), (B,)
-        out = model(x.to(device), lens.to(device), locale=locale)
-        if lid_index is not None:
-            lid_correct += int((out["lid_logits"].argmax(dim=-1) == lid_index).sum())
-        for i, hyp in zip(keep, decoder(out["log_probs"], out["out_lens"], locale), strict=True):
+        # language unknown when detecting: a progressive model then runs all its columns
+        shared, out_lens = model.encode_shared(x.to(device), lens.to(device),
+                                               locale=None if detect else locale)
+        if detect:
+            picks = model.lid_logits(shared, out_lens).argmax(dim=-1).tolist()
+            lid |= {i: model.languages[k] for i, k in zip(keep, picks, strict=True)}
+        log_probs = model.ctc_log_probs(shared, out_lens, locale)  # (B, T', V)
+        for i, hyp in zip(keep, decoder(log_probs, out_lens, locale), strict=True):
             r = records[i]
             rows[i] = {"id": r["id"], "reference": r["norm_text"], "duration": r["duration"],
                        "hypothesis": package.tokenizers[locale].decode(hyp.ids)}
     bar.close()
     return {"rows": [rows[i] for i in sorted(rows)], "failed": failed,
             "feature_source": "cache" if cache is not None else "audio",
-            "lid_accuracy": lid_correct / max(len(rows), 1) if lid_index is not None else None}
+            "lid_predicted": [lid[i] for i in sorted(lid)] if detect else None}
+
+
+def lid_ready(model, package) -> bool:
+    """Whether the model can identify languages: several of them, a language-independent
+    path to its LID head, and that head fitted (asr/lid.py)."""
+    return (len(model.languages) > 1 and not model.lid_needs_locale
+            and record_of(package.meta) is not None)
 
 
 def evaluate_model(model_path: str | Path, data_dir: str | Path, split: str = "test",
@@ -222,9 +231,54 @@ def evaluate_model(model_path: str | Path, data_dir: str | Path, split: str = "t
         lang = score_locale(loc, decoded["rows"], seed=seed)
         lang["failed"] = decoded["failed"]
         lang["feature_source"] = decoded["feature_source"]
-        lang["lid_accuracy"] = decoded["lid_accuracy"]
+        picks = decoded["lid_predicted"]
+        lang["lid_accuracy"] = None if picks is None else sum(p == loc for p in picks) / max(len(picks), 1)
+        lang["lid_predicted"] = None if picks is None else {
+            k: picks.count(k) for k in model.languages}  # a row of the confusion matrix
         report["languages"][loc] = lang
     return report
+
+
+def lid_confusion(report: dict) -> tuple[list[str], list[str], np.ndarray] | None:
+    """(true languages, predicted languages, counts (T, P)) of an evaluation, or None."""
+    rows = {loc: r["lid_predicted"] for loc, r in report["languages"].items() if r.get("lid_predicted")}
+    if not rows:
+        return None
+    cols = report["model_languages"]
+    return list(rows), cols, np.array([[rows[t][p] for p in cols] for t in rows], dtype=np.int64)
+
+
+def plot_lid_confusion(report: dict, path: Path) -> bool:
+    """The confusion matrix as a PNG (row-normalised shading, counts written in); False when
+    the evaluation has no language ID."""
+    conf = lid_confusion(report)
+    if conf is None:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    true, pred, m = conf
+    share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.1 * len(pred) + 2, 0.9 * len(true) + 1.6))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(true)):
+        for j in range(len(pred)):
+            ax.text(j, i, f"{m[i, j]}\n{100 * share[i, j]:.0f}%", ha="center", va="center",
+                    fontsize=8, color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(pred)), pred)
+    ax.set_yticks(range(len(true)), true)
+    ax.set_xlabel("identified as")
+    ax.set_ylabel("spoken language")
+    ax.set_title(f"Language ID on {report['split']}: {Path(report['model']).parent.name}", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return True
 
 
 def report_name(split: str, decode: DecodeConfig, lm_paths: dict | None) -> str:
@@ -256,9 +310,15 @@ def format_report(report: dict) -> str:
             f"{100 * r['cer']['ci95'][0]:.1f}-{100 * r['cer']['ci95'][1]:.1f} | "
             f"{r['primary_metric'].upper()} {p['substitutions']} / {p['deletions']} / {p['insertions']} | "
             + ("-" if r.get("lid_accuracy") is None else f"{100 * r['lid_accuracy']:.1f}") + " |")
-    if any(r.get("lid_accuracy") is not None for r in report["languages"].values()):
-        lines += ["", "Language ID: % of utterances whose pooled language-ID head picks the right "
-                  f"language among {len(report['model_languages'])} ({', '.join(report['model_languages'])})."]
+    conf = lid_confusion(report)
+    if conf is not None:
+        true, pred, m = conf
+        lines += ["", "Language ID: % of utterances whose language-ID head picks the right "
+                  f"language among {len(pred)}. Confusion (rows: spoken, columns: identified as):",
+                  "", "| spoken \\ identified | " + " | ".join(pred) + " |",
+                  "|---|" + "---|" * len(pred)]
+        lines += [f"| {t} | " + " | ".join(str(v) for v in row) + " |"
+                  for t, row in zip(true, m.tolist(), strict=True)]
     unsegmented = [loc for loc, r in report["languages"].items() if not r["wer"]["meaningful"]]
     if unsegmented:
         lines += ["", f"\\* WER is not meaningful for {', '.join(unsegmented)} (no word "

@@ -39,8 +39,10 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def save_model(path, model, cfg: RunConfig, tokenizers: dict[str, Tokenizer],
-               stats: FeatureStats, state: dict | None = None, extra: dict | None = None) -> None:
-    """Write `model` (or the tensors `state`) with everything needed to use it."""
+               stats: FeatureStats, state: dict | None = None, extra: dict | None = None,
+               lid: dict | None = None) -> None:
+    """Write `model` (or the tensors `state`) with everything needed to use it. `lid`: what
+    fitting its language-ID head measured (asr/lid.py LidRecord), None while unfitted."""
     model = unwrap(model)
     tensors = {f"model.{k}": v for k, v in (state or model.state_dict()).items()}
     for loc in model.languages:
@@ -48,7 +50,7 @@ def save_model(path, model, cfg: RunConfig, tokenizers: dict[str, Tokenizer],
                                                        dtype=torch.uint8)
     meta = {"config": run_config_to_dict(cfg), "languages": list(model.languages),
             "vocab_sizes": {loc: tokenizers[loc].vocab_size for loc in model.languages},
-            "feature_stats": stats.to_dict()} | _architecture(model) | (extra or {})
+            "feature_stats": stats.to_dict(), "lid": lid} | _architecture(model) | (extra or {})
     ckpt.save_package(path, tensors, meta)
 
 
@@ -115,6 +117,9 @@ def load_package_model(path: str | Path, device: str | torch.device = "cpu"
     path = resolve_model_path(path)
     tensors, meta = ckpt.load_package(path)
     try:
+        if "lid" not in meta:
+            raise ValueError("written by a version that trained language ID beside CTC; "
+                             "train the model again")
         cfg = run_config_from_dict(meta["config"])
         languages = meta["languages"]
         for loc in languages:

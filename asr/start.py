@@ -26,6 +26,7 @@ from asr.data import LanguageData, TrainingBatches
 from asr.device import Dist
 from asr.feature_cache import FeatureCache
 from asr.features import FeatureStats
+from asr.lid import LidSplit, language_splits, splits_from_dir
 from asr.model.multilingual import MultilingualCTC
 from asr.model.progressive import add_column
 from asr.package import load_package_model
@@ -48,6 +49,7 @@ class RunParts:
     stats: FeatureStats  # the normalisation the model is trained with
     batches: TrainingBatches  # the training data of the run's languages
     dev: dict[str, LanguageData]  # validation sets (languages that have a dev split)
+    lid: dict[str, LidSplit]  # language-ID fit and held-out data, every language that has some
 
 
 def freeze(model: torch.nn.Module, prefixes: list[str]) -> int:
@@ -158,4 +160,9 @@ def build_run(cfg: RunConfig, data_dir: str | Path, locales: list[str],
     batches = TrainingBatches(train, cfg.data, stats,
                               seed=cfg.train.seed, rank=dist.rank, world_size=dist.world_size)
     dev = {loc: split(loc, "dev") for loc in locales if (data_dir / loc / "dev.jsonl").exists()}
-    return RunParts(cfg, model, tokenizers, stats, batches, dev)
+    # Language ID is fitted after training on every language the model holds: the run's own,
+    # and those of an --init / --base model wherever data_dir has their training data.
+    lid = {loc: language_splits(train[loc], dev.get(loc)) for loc in locales}
+    lid |= splits_from_dir(data_dir, [loc for loc in model.languages if loc not in lid],
+                           tokenizers, cfg.features)
+    return RunParts(cfg, model, tokenizers, stats, batches, dev, lid)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from asr import checkpoint as ckpt
@@ -26,8 +25,8 @@ from asr.device import Dist, choose_precision, keep_freed_memory, machine_name, 
 from asr.evaluate import format_scores, metric_value, validate
 from asr.features import FeatureStats, spec_augment
 from asr.fileio import copy_file, write_json
-from asr.model.encoder import lengths_to_mask
-from asr.model.heads import ctc_loss, masked_mean
+from asr.lid import LidSplit, fit_language_id
+from asr.model.heads import ctc_loss
 from asr.model.multilingual import count_parameters
 from asr.model.progressive import ProgressiveCTC
 from asr.package import save_model
@@ -39,9 +38,6 @@ from asr.tokenizer import Tokenizer
 
 class TrainingError(RuntimeError):
     pass
-
-
-LID_MEMORY = 64  # pooled vectors kept per language for the language-ID replay
 
 
 def lr_lambda(cfg) -> callable:
@@ -77,9 +73,11 @@ class Trainer:
     def __init__(self, cfg: RunConfig, model: torch.nn.Module, tokenizers: dict[str, Tokenizer],
                  stats: FeatureStats, batches, dev: dict[str, LanguageData],
                  out_dir: str | Path, resume: bool = False, device: str = "auto",
-                 progress: bool = True):
+                 progress: bool = True, lid: dict[str, LidSplit] | None = None):
         """`batches`: a TrainingBatches (asr/data.py) or any object with its methods; `dev`:
-        validation sets by locale; `cfg.model` must be the model's own config."""
+        validation sets by locale; `cfg.model` must be the model's own config; `lid`: the
+        language-ID data of every language of the model (asr/lid.py), fitted into the final
+        model; without it (or with a language missing) the head is left unfitted."""
         self.dist = Dist.from_env()
         self.device = resolve_device(device, self.dist.local_rank)
         if self.dist.world_size > 1 and not dist.is_initialized():
@@ -87,7 +85,7 @@ class Trainer:
         self.out = Path(out_dir)
         self.progress = progress and self.dist.main
         self.cfg, self.model, self.tokenizers, self.stats = cfg, model, tokenizers, stats
-        self.batches, self.dev_data = batches, dev
+        self.batches, self.dev_data, self.lid_splits = batches, dev, lid or {}
         if dev:  # a selection metric naming no dev set would only fail at the first validation
             try:
                 metric_value({loc: {"cer": 1.0, "wer": 1.0} for loc in [*dev, "mean"]},
@@ -115,7 +113,6 @@ class Trainer:
             find_unused_parameters=True) if self.dist.world_size > 1 else self.model)
         self.step, self.best, self.best_step, self.bad_validations = 0, math.inf, -1, 0
         self.checkpoints: list[str] = []
-        self.lid_memory: dict[str, torch.Tensor] = {}  # locale -> (<= LID_MEMORY, D) pooled
         self.resumed = resume
         # one process writes a run folder (rank 0 under DDP); released when fit() ends
         self.lock = FolderLock(self.out, "run folder", enabled=self.dist.main).acquire()
@@ -139,7 +136,8 @@ class Trainer:
         except StartError as e:
             raise TrainingError(str(e)) from None
         return cls(parts.cfg, parts.model, parts.tokenizers, parts.stats, parts.batches,
-                   parts.dev, out_dir, resume=resume, device=device, progress=progress)
+                   parts.dev, out_dir, resume=resume, device=device, progress=progress,
+                   lid=parts.lid)
 
     def _state_path(self) -> Path:
         return self.out / "train_state.safetensors"
@@ -160,13 +158,10 @@ class Trainer:
         self.step, self.best, self.best_step = meta["step"], meta["best"], meta["best_step"]
         self.lr_scale = meta["lr_scale"]
         self.bad_validations, self.checkpoints = meta["bad_validations"], meta["checkpoints"]
-        self.lid_memory = {k[len("lid_memory."):]: v.to(self.device) for k, v in tensors.items()
-                           if k.startswith("lid_memory.")}
 
     def _save_state(self) -> None:
         opt_t, opt_meta = ckpt.optimizer_state(self.optimizer)
-        tensors = ({f"model.{k}": v for k, v in self.model.state_dict().items()} | opt_t
-                   | {f"lid_memory.{k}": v for k, v in self.lid_memory.items()})
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()} | opt_t
         ckpt.save_package(self._state_path(), tensors, {
             "optimizer": opt_meta, "lr_scale": self.lr_scale,
             "sampler": self.batches.state_dict(), "step": self.step, "best": self.best,
@@ -189,53 +184,7 @@ class Trainer:
         global_b = len(batch.ids) * self.dist.world_size
         weight = (self.cfg.data.loss_weights or {}).get(batch.locale, 1.0)
         ctc = per_utt.sum() * self.dist.world_size / max(global_b, 1)
-        lid = self._lid_loss(out, batch.locale, global_b)
-        loss = weight * ctc + self.cfg.train.lid_weight * lid
-        return loss, {"ctc": ctc.item(), "lid": lid.item()}
-
-    def _lid_loss(self, out: dict, locale: str, global_b: int) -> torch.Tensor:
-        """Language-ID cross-entropy, each language weighted equally in every update.
-
-        A batch holds one language, so trained on batches alone the LID head lowers its loss by
-        shifting a constant offset towards the current batch's language, and ends up
-        predicting whatever the last batches were (measured: 15% accuracy on es against 96% on
-        zh-CN). So the head also sees the pooled encoder outputs of the most recent utterances
-        of the other languages (a replay memory, detached: only the head learns from it); the
-        loss is the mean over languages of each one's mean cross-entropy. The memory is saved
-        in train_state, so --resume stays exact.
-        """
-        languages = self.model.languages
-        lang = torch.full((out["lid_logits"].shape[0],), languages.index(locale), device=self.device)
-        lid = F.cross_entropy(out["lid_logits"].float(), lang, reduction="sum")
-        lid = lid * self.dist.world_size / max(global_b, 1)
-        mask = lengths_to_mask(out["out_lens"], out["shared"].shape[1])  # (B, T')
-        pooled = masked_mean(out["shared"].float(), mask).detach()  # what the LID head pools
-        others = [loc for loc in languages if loc != locale and loc in self.lid_memory]
-        for loc in others:
-            mem = self.lid_memory[loc]  # (N, D): each vector is a one-frame "utterance"
-            logits = self.model.lid_logits(mem[:, None, :], torch.ones(len(mem), dtype=torch.long,
-                                                                        device=mem.device))
-            target = torch.full((len(mem),), languages.index(loc), device=self.device)
-            lid = lid + F.cross_entropy(logits.float(), target)
-        pooled = pooled[torch.isfinite(pooled).all(dim=1)]  # a non-finite step must not poison it
-        pooled = self._whole_batch_rows(pooled)  # every rank keeps the single-process memory
-        self.lid_memory[locale] = torch.cat([self.lid_memory.get(locale, pooled[:0]), pooled])[-LID_MEMORY:]
-        return lid / (1 + len(others))
-
-    def _whole_batch_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """This rank's rows (n, D) of a batch the sampler split as batch[rank::world_size] ->
-        the whole batch's rows in batch order, on every rank."""
-        world = self.dist.world_size
-        if world == 1:
-            return rows
-        n = torch.tensor([len(rows)], device=rows.device)
-        sizes = [torch.zeros_like(n) for _ in range(world)]
-        dist.all_gather(sizes, n)
-        sizes = [int(s) for s in sizes]
-        padded = F.pad(rows, (0, 0, 0, max(sizes) - len(rows)))
-        parts = [torch.empty_like(padded) for _ in range(world)]
-        dist.all_gather(parts, padded)
-        return torch.stack([parts[i % world][i // world] for i in range(sum(sizes))])
+        return weight * ctc, {"ctc": ctc.item()}
 
     def update(self) -> dict:
         """One optimizer update (accum_steps batches); returns loss parts and audio seconds."""
@@ -243,7 +192,7 @@ class Trainer:
         torch.manual_seed(tc.seed * 1_000_003 + self.step * 101 + self.dist.rank)  # dropout
         gen = torch.Generator(device=self.device).manual_seed(tc.seed + 7919 * self.step)
         self.optimizer.zero_grad(set_to_none=True)
-        stats = {"loss": 0.0, "ctc": 0.0, "lid": 0.0, "audio_seconds": 0.0, "finite": True}
+        stats = {"loss": 0.0, "ctc": 0.0, "audio_seconds": 0.0, "finite": True}
         for _ in range(tc.accum_steps):
             batch = self.batches.next_batch().to(self.device)
             loss, parts = self._loss(batch, gen)
@@ -254,7 +203,6 @@ class Trainer:
             self.scaler.scale(loss).backward()
             stats["loss"] += loss.item()
             stats["ctc"] += parts["ctc"] / tc.accum_steps
-            stats["lid"] += parts["lid"] / tc.accum_steps
             stats["audio_seconds"] += (batch.feat_lens.sum().item() * self.cfg.features.hop_ms
                                        / 1000 * self.dist.world_size)  # frames x s per frame
             stats["locale"] = batch.locale
@@ -325,9 +273,33 @@ class Trainer:
             self._save_state()  # the decay survives a kill
         return False
 
-    def _save_model(self, path: Path, state: dict | None = None) -> None:
-        save_model(path, self.model, self.cfg, self.tokenizers, self.stats, state=state,
-                   extra={"step": self.step})
+    def _save_model(self, path: Path, step: int | None = None, lid: dict | None = None) -> None:
+        save_model(path, self.model, self.cfg, self.tokenizers, self.stats, lid=lid,
+                   extra={"step": self.step if step is None else step})
+
+    def _fit_language_id(self, path: Path) -> dict:
+        """Fit the language-ID head of the final model at `path` on its frozen encoder and
+        write it back with the held-out accuracy; returns the summary's entry. Without data
+        for every language the head is left unfitted (an --init model's head is stale now)."""
+        if len(self.model.languages) < 2:
+            return {"fitted": False, "reason": "one language"}
+        tensors, meta = ckpt.load_package(path)
+        self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
+                                    if k.startswith("model.")})
+        missing = [loc for loc in self.model.languages if loc not in self.lid_splits]
+        if missing:
+            tqdm.write(f"language ID not fitted: no training data for {', '.join(missing)}; "
+                       "fit it later with asr lid-fit")
+            self.model.lid.reset()
+            self._save_model(path, step=meta["step"])
+            return {"fitted": False, "reason": f"no training data for {', '.join(missing)}"}
+        t0 = time.perf_counter()
+        record = fit_language_id(self.model, self.lid_splits, self.stats, self.device,
+                                 progress=tqdm.write if self.progress else None)
+        self._save_model(path, step=meta["step"], lid=record.to_dict())
+        tqdm.write("language ID on held-out speakers: " + ", ".join(
+            f"{loc} {100 * a:.1f}%" for loc, a in record.accuracy.items()))
+        return {"fitted": True, "seconds": round(time.perf_counter() - t0, 1), **record.to_dict()}
 
     # ---- the loop -----------------------------------------------------------------------
     def fit(self, stop_at: int | None = None, each_step=None) -> dict:
@@ -366,7 +338,7 @@ class Trainer:
             bar.update(1)
             if self.step % tc.log_every == 0 or self.step == tc.max_steps:
                 elapsed = time.perf_counter() - t0
-                row = {"loss": s["loss"], "ctc": s["ctc"], "lid": s["lid"],
+                row = {"loss": s["loss"], "ctc": s["ctc"],
                        "lr": self.lr(), "grad_norm": s.get("grad_norm"),
                        "audio_seconds_per_second": audio / elapsed, "locale": s.get("locale")}
                 self.log.train(self.step, row)
@@ -402,6 +374,8 @@ class Trainer:
             else:
                 summary["model"] = "best"
         summary["model_path"] = str(self.out / "model.safetensors")
+        if self.dist.main and Path(summary["model_path"]).exists():
+            summary["language_id"] = self._fit_language_id(Path(summary["model_path"]))
         if self.dist.main:
             write_json(self.out / "summary.json", summary)
             self.log.close()

@@ -31,6 +31,7 @@ from asr.decode import DecodeConfig, Decoder, Hypothesis
 from asr.features import log_mel
 from asr.fileio import json_safe
 from asr.languages import language
+from asr.lid import LanguageIDError, check_auto, record_of
 from asr.model.encoder import SUBSAMPLING
 from asr.segment import MAX_SEGMENT_SECONDS, AudioSegment, segment_file, segment_waveform
 
@@ -123,12 +124,16 @@ class Transcriber:
         return self.model.languages
 
     def check_language(self, lang: str) -> None:
+        """A known language, or "auto" for a model whose language ID can be trusted
+        (LanguageIDError otherwise: the measured accuracy, or why there is none)."""
         if lang == "auto":
             if self.model.lid_needs_locale:
-                raise ValueError(
+                raise LanguageIDError(
                     f"this model (layout {list(self.model.config.layout)}) has per-language input "
                     "blocks, so it cannot identify the language before knowing it: pass --lang "
                     f"with one of {', '.join(self.languages)}")
+            check_auto(self.languages, record_of(self.package.meta),
+                       str(self.package.path or "the model"))
         elif lang not in self.languages:
             raise ValueError(f"language {lang!r} is not in this model; it has "
                              f"{', '.join(self.languages)} (or use auto)")

@@ -97,16 +97,19 @@ def test_parameter_growth_report():
     per_adapter = 1 + D * 8 + 8 + 8 * D + D  # scale, down (D -> 8), up (8 -> D)
     assert rows[1]["lateral"] == 2 * per_adapter
     assert rows[1]["parameters"] == count_parameters(model.columns[1]) + 2 * per_adapter
-    assert rows[1]["trainable"] == rows[1]["parameters"] and rows[0]["trainable"] == 0
-    assert rows[0]["parameters"] + rows[1]["parameters"] == count_parameters(model)
-    assert rows[1]["heads"] == (D + 1) * 23 + (D + 1) * 1  # CTC head + LID head
+    # everything trains but the column's own language-ID head (unused: the model's reads all)
+    own_lid = count_parameters(model.columns[1].lid)
+    assert rows[1]["trainable"] == rows[1]["parameters"] - own_lid and rows[0]["trainable"] == 0
+    assert (rows[0]["parameters"] + rows[1]["parameters"] + count_parameters(model.lid)
+            == count_parameters(model))
+    assert rows[1]["heads"] == (D + 1) * 23  # its CTC head (language ID is the model's)
     # A third column reads two earlier columns: its adapters' down projections take 2 * D.
     model.add_column({"it": 7}, ProgressiveConfig(adapter_dim=8, adapter_blocks=[0, 2]))
     assert model.parameter_report()[2]["lateral"] == 2 * (2 + 2 * D * 8 + 8 + 8 * D + D)
     assert [r["trainable"] > 0 for r in model.parameter_report()] == [False, False, True]
 
 
-def test_three_columns_keep_earlier_outputs_and_lid_is_within_task():
+def test_three_columns_keep_earlier_outputs_and_lid_reads_every_column():
     base, model = two_columns()
     feats, lens = batch([40, 31])
     zh_before = model(feats, lens, "zh-CN")["log_probs"]
@@ -115,11 +118,14 @@ def test_three_columns_keep_earlier_outputs_and_lid_is_within_task():
     assert not model.columns[1].training and not model.laterals[1].training
     assert torch.equal(model(feats, lens, "zh-CN")["log_probs"], zh_before)
     assert torch.equal(model(feats, lens, "de")["log_probs"], base(feats, lens, "de")["log_probs"])
-    lid = model(feats, lens, "es")["lid_logits"]  # languages: de fr zh-CN it es
-    assert lid.shape == (2, 5) and torch.isinf(lid[:, :3]).all() and torch.isfinite(lid[:, 3:]).all()
-    assert model.lid_needs_locale
-    with pytest.raises(ValueError, match="cannot detect the language"):
-        model.encode_shared(feats, lens, None)
+    assert not model.lid_needs_locale
+    shared, out_lens = model.encode_shared(feats, lens, None)  # all three columns
+    assert shared.shape[-1] == 3 * D
+    assert model.lid_logits(shared, out_lens).shape == (2, 5)  # de fr zh-CN it es
+    assert model.lid.proj.in_features == 2 * 3 * D  # mean and std of every column
+    torch.testing.assert_close(model.ctc_log_probs(shared, out_lens, "zh-CN"), zh_before)
+    with pytest.raises(ValueError, match="reads all 3 columns"):
+        model.lid_logits(*model.encode_shared(feats, lens, "de"))
 
 
 def test_new_column_ignores_padding():

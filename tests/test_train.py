@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import socket
 
 import numpy as np
@@ -9,10 +10,11 @@ import torch
 from asr.checkpoint import load_package
 from asr.config import DataConfig, load_run_config
 from asr.data import LanguageData, MultilingualSampler, make_buckets
+from asr.lid import record_of
 from asr.package import load_package_model
 from asr.prepare import feature_dir
 from asr.tokenizer import Tokenizer
-from asr.train import LID_MEMORY, Trainer, TrainingError, lr_lambda
+from asr.train import Trainer, TrainingError, lr_lambda
 
 LOCALES = ["de", "zh-CN"]
 
@@ -71,30 +73,29 @@ def test_train_writes_a_loadable_run(fake_data, tmp_path):
                                  progress=False).cfg
     with pytest.raises(TrainingError, match="--resume"):
         Trainer.from_data(tiny(), fake_data, LOCALES, tmp_path / "run", progress=False)
-    # the language-ID replay memory (recent pooled outputs per language) is part of the state
-    tensors, _ = load_package(tmp_path / "run" / "train_state.safetensors")
-    for loc in LOCALES:
-        mem = tensors[f"lid_memory.{loc}"]
-        assert mem.shape[1] == pkg.config.model.d_model and 0 < len(mem) <= LID_MEMORY
+    # language ID is fitted on the final model and its held-out accuracy recorded
+    record = record_of(pkg.meta)
+    assert set(record.accuracy) == set(LOCALES) and all(0 <= a <= 1 for a in record.accuracy.values())
+    assert record.held_out_from == {loc: "dev" for loc in LOCALES}
+    assert summary["language_id"]["fitted"] and summary["language_id"]["accuracy"] == record.accuracy
+    assert not any(p.requires_grad for p in model.lid.parameters())
 
 
-def test_language_id_replay_weighs_languages_equally(fake_data, tmp_path):
-    """With one language per batch, the LID loss also scores the other languages' remembered
-    pooled outputs, so a head that just follows the current batch's language is penalised."""
-    trainer = Trainer.from_data(tiny(), fake_data, LOCALES, tmp_path / "run", progress=False)
-    d = trainer.model.config.d_model
-    out = {"lid_logits": torch.tensor([[4.0, -4.0]]), "out_lens": torch.tensor([1]),
-           "shared": torch.zeros(1, 1, d)}
-    alone = trainer._lid_loss(out, "de", 1).item()  # memory empty: plain cross-entropy
-    assert alone == pytest.approx(torch.nn.functional.cross_entropy(
-        out["lid_logits"], torch.tensor([0])).item())
-    assert set(trainer.lid_memory) == {"de"}
-    trainer.lid_memory["zh-CN"] = torch.randn(3, d)
-    with torch.no_grad():
-        mem_logits = trainer.model.lid_logits(trainer.lid_memory["zh-CN"][:, None, :],
-                                              torch.ones(3, dtype=torch.long))
-    replay = torch.nn.functional.cross_entropy(mem_logits, torch.ones(3, dtype=torch.long)).item()
-    assert trainer._lid_loss(out, "de", 1).item() == pytest.approx((alone + replay) / 2, rel=1e-5)
+def test_language_id_stays_unfitted_without_every_languages_data(fake_data, tmp_path):
+    """Fine-tuning a two-language model on one language's data: its head would be stale, so it
+    is left unfitted and recorded as such; asr lid-fit fits it from data of both."""
+    first = Trainer.from_data(tiny("train.max_steps=4", "train.valid_every=4"), fake_data, LOCALES,
+                              tmp_path / "both", progress=False)
+    first.fit()
+    one = tmp_path / "one"
+    shutil.copytree(fake_data, one, ignore=shutil.ignore_patterns("de"))
+    summary = Trainer.from_data(tiny("train.max_steps=4", "train.valid_every=4"), one, ["zh-CN"],
+                                tmp_path / "ft", init=tmp_path / "both" / "model.safetensors",
+                                progress=False).fit()
+    assert summary["language_id"] == {"fitted": False, "reason": "no training data for de"}
+    model, pkg = load_package_model(tmp_path / "ft")
+    assert model.languages == LOCALES and record_of(pkg.meta) is None
+    assert torch.count_nonzero(model.lid.proj.weight) == 0
 
 
 def test_resume_after_crash_matches_uninterrupted(fake_data, tmp_path):

@@ -51,25 +51,47 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
 
 
-class LanguageIDHead(nn.Module):
-    """Masked mean over real frames, then Linear: x (B, T, D), mask (B, T) -> logits (B, L)."""
+def pooled_statistics(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation over real frames: x (B, T, W), mask (B, T) -> (B, 2W) float32."""
+    x = x.float()
+    mean = masked_mean(x, mask)  # (B, W)
+    var = masked_mean((x - mean[:, None, :]) ** 2, mask)  # (B, W)
+    return torch.cat([mean, var.clamp(min=0).sqrt()], dim=-1)
 
-    def __init__(self, d_model: int, n_languages: int):
+
+class LanguageIDHead(nn.Module):
+    """Pooled statistics, standardised, then Linear: x (B, T, W), mask (B, T) -> logits (B, L).
+
+    Fitted on a frozen encoder after training (asr/lid.py), never by the recogniser's loss, so
+    its parameters do not train. `center` and `scale` standardise the (2W,) statistics with
+    the fit set's own; a fresh head (zeros) gives every language the same logit.
+    """
+
+    def __init__(self, width: int, n_languages: int):
         super().__init__()
-        self.proj = nn.Linear(d_model, n_languages)
+        self.register_buffer("center", torch.zeros(2 * width))
+        self.register_buffer("scale", torch.ones(2 * width))
+        self.proj = nn.Linear(2 * width, n_languages)
+        self.reset()
+
+    def reset(self) -> None:
+        """Unfitted: every logit 0, identity standardisation."""
+        with torch.no_grad():
+            self.proj.weight.zero_()
+            self.proj.bias.zero_()
+            self.center.zero_()
+            self.scale.fill_(1.0)
+        self.requires_grad_(False)
 
     def grow(self, n_new: int = 1) -> None:
-        """Append `n_new` freshly initialised outputs; existing logits are unchanged."""
+        """Room for `n_new` more languages; the whole head is unfitted until fitted again."""
         old = self.proj
-        new = nn.Linear(old.in_features, old.out_features + n_new, device=old.weight.device,
-                        dtype=old.weight.dtype)
-        with torch.no_grad():
-            new.weight[: old.out_features] = old.weight
-            new.bias[: old.out_features] = old.bias
-        self.proj = new
+        self.proj = nn.Linear(old.in_features, old.out_features + n_new,
+                              device=old.weight.device, dtype=old.weight.dtype)
+        self.reset()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.proj(masked_mean(x, mask))  # (B, L)
+        return self.proj((pooled_statistics(x, mask) - self.center) / self.scale)  # (B, L)
 
 
 def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, input_lens: torch.Tensor,

@@ -6,7 +6,7 @@ Path of one batch (one language per batch):
     feats (B, T, n_mels)
       -> front end (4x subsampling; shared, or per language when the lowest block is)
       -> layout[0] per-language blocks   `below[locale]`
-      -> layout[1] shared blocks         `shared`         => "shared" output, LID head
+      -> layout[1] shared blocks         `shared`         => "shared" output (LID head reads it)
       -> layout[2] per-language blocks   `above[locale]`
       -> CTC head                        `heads[locale]`  => log-probs (B, T', V_locale)
 
@@ -159,8 +159,9 @@ class MultilingualCTC(nn.Module):
 
     def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor, locale: str) -> dict[str, torch.Tensor]:
         """feats (B, T, n_mels), feat_lens (B,), one locale for the whole batch ->
-        {log_probs (B, T', V_locale) float32, out_lens (B,), lid_logits (B, L), shared (B, T', D)}.
-        Frames at or past out_lens are padding and hold no meaningful values."""
+        {log_probs (B, T', V_locale) float32, out_lens (B,), shared (B, T', D)}. Frames at or
+        past out_lens are padding and hold no meaningful values. Language ID is apart:
+        `lid_logits` on encode_shared's output (its head is fitted after training, asr/lid.py)."""
         shared, out_lens = self.encode_shared(feats, feat_lens, locale)
         return {"log_probs": self.ctc_log_probs(shared, out_lens, locale), "out_lens": out_lens,
-                "lid_logits": self.lid_logits(shared, out_lens), "shared": shared}
+                "shared": shared}

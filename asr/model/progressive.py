@@ -21,9 +21,10 @@ close to a column trained alone; `down` projects the (k * D) inputs to `adapter_
 earlier column adds only D * adapter_dim weights per position, a few percent of a column.
 
 A language runs the columns up to its own and no further, so adding and training columns can
-never change an old language's output. Language ID is per task: `lid_logits` gives the
-language's own column's LID head, over that column's languages only (-inf elsewhere); no head
-was trained to tell tasks apart, so automatic language detection is refused.
+never change an old language's output. Language ID needs every column: `encode_shared` with no
+locale runs them all, and the model's own LID head (`lid`, over all languages) reads their
+shared outputs side by side; it is fitted after each column's training (asr/lid.py), since no
+single column was trained on every language. The columns' own LID heads are kept unused.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from torch import nn
 
 from asr.config import ModelConfig, ProgressiveConfig, from_dict, to_dict
 from asr.model.encoder import MIN_INPUT_FRAMES, Conv2dSubsampling, lengths_to_mask
+from asr.model.heads import LanguageIDHead
 from asr.model.multilingual import MultilingualCTC, count_parameters
 
 
@@ -73,6 +75,8 @@ class ProgressiveCTC(nn.Module):
         self.columns = nn.ModuleList([first])
         self.laterals = nn.ModuleList([nn.ModuleDict()])  # laterals[k]: position -> adapter into column k
         self.column_configs: list[ProgressiveConfig | None] = [None]
+        # over every column's shared output and every language: refitted when a column is added
+        self.lid = LanguageIDHead(c.d_model, len(first.languages))
 
     # ---- construction ----------------------------------------------------------------------
     def add_column(self, vocab_sizes: dict[str, int], settings: ProgressiveConfig) -> None:
@@ -97,6 +101,7 @@ class ProgressiveCTC(nn.Module):
         self.columns.append(column.to(device))
         self.laterals.append(adapters.to(device))
         self.column_configs.append(settings)
+        self.lid = LanguageIDHead(len(self.columns) * d, len(self.languages)).to(device)
         self._freeze_earlier()
 
     def _freeze_earlier(self) -> None:
@@ -119,6 +124,7 @@ class ProgressiveCTC(nn.Module):
         if locale in self.languages:
             raise ValueError(f"language {locale!r} is already in the model")
         self.columns[-1].add_language(locale, vocab_size, init_from=init_from)
+        self.lid.grow(1)
 
     def spec(self) -> dict:
         """JSON architecture description (languages and settings per column) for the package."""
@@ -143,8 +149,8 @@ class ProgressiveCTC(nn.Module):
 
     @property
     def lid_needs_locale(self) -> bool:
-        """Always: each LID head only knows its own column's languages (see module docstring)."""
-        return True
+        """Never: every column's path is language-independent (layout [0, K, M])."""
+        return False
 
     def column_of(self, locale: str) -> int:
         for k, col in enumerate(self.columns):
@@ -161,7 +167,7 @@ class ProgressiveCTC(nn.Module):
                          "parameters": count_parameters(col) + count_parameters(lat),
                          "trainable": count_parameters(col, True) + count_parameters(lat, True),
                          "lateral": count_parameters(lat),
-                         "heads": count_parameters(col.heads) + count_parameters(col.lid)})
+                         "heads": count_parameters(col.heads)})
         return rows
 
     # ---- computation -----------------------------------------------------------------------
@@ -200,14 +206,12 @@ class ProgressiveCTC(nn.Module):
                       locale: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """feats (B, T, n_mels), feat_lens (B,) -> shared (B, T', (k+1) * D), out_lens (B,).
 
-        `shared` holds the shared outputs of columns 0..k, k = the locale's column, side by
-        side on the channel axis; pass it on to `ctc_log_probs` / `lid_logits` as it is.
+        `shared` holds the shared outputs of columns 0..k side by side on the channel axis, k
+        the locale's column, or the last column when locale is None (language unknown: what
+        `lid_logits` reads); pass it on to `ctc_log_probs` as it is.
         """
-        if locale is None:
-            raise ValueError("a progressive model cannot detect the language: each column's LID "
-                             "head only knows its own task's languages; pass the language "
-                             f"(one of {', '.join(self.languages)})")
-        tops, out_lens = self._run_columns(feats, feat_lens, self.column_of(locale))
+        last = len(self.columns) - 1 if locale is None else self.column_of(locale)
+        tops, out_lens = self._run_columns(feats, feat_lens, last)
         return (tops[0] if len(tops) == 1 else torch.cat(tops, dim=-1)), out_lens
 
     def _column_slice(self, shared: torch.Tensor, k: int) -> torch.Tensor:
@@ -223,21 +227,19 @@ class ProgressiveCTC(nn.Module):
         return self.columns[k].ctc_log_probs(self._column_slice(shared, k), out_lens, locale)
 
     def lid_logits(self, shared: torch.Tensor, out_lens: torch.Tensor) -> torch.Tensor:
-        """Shared (B, T', c * D) -> (B, L) over `languages`: column c - 1's LID head on its own
-        languages, -inf on every other language (within-task language ID)."""
-        k = shared.shape[-1] // self.config.d_model - 1
-        own = self.columns[k].lid_logits(self._column_slice(shared, k), out_lens)  # (B, L_k)
-        logits = own.new_full((own.shape[0], len(self.languages)), float("-inf"))  # (B, L)
-        start = sum(len(col.languages) for col in self.columns[:k])
-        logits[:, start:start + own.shape[1]] = own
-        return logits
+        """Shared output of every column (B, T', c * D), from encode_shared(locale=None) ->
+        language logits (B, L), order `languages`."""
+        if shared.shape[-1] != len(self.columns) * self.config.d_model:
+            raise ValueError(f"language ID reads all {len(self.columns)} columns; got a shared "
+                             f"output of width {shared.shape[-1]}: use encode_shared(locale=None)")
+        return self.lid(shared, lengths_to_mask(out_lens, shared.shape[1]))
 
     def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor, locale: str) -> dict[str, torch.Tensor]:
         """As `MultilingualCTC.forward`: {log_probs (B, T', V) float32, out_lens (B,),
-        lid_logits (B, L), shared (B, T', (k+1) * D)} with k the locale's column."""
+        shared (B, T', (k+1) * D)} with k the locale's column."""
         shared, out_lens = self.encode_shared(feats, feat_lens, locale)
         return {"log_probs": self.ctc_log_probs(shared, out_lens, locale), "out_lens": out_lens,
-                "lid_logits": self.lid_logits(shared, out_lens), "shared": shared}
+                "shared": shared}
 
 
 def add_column(base: MultilingualCTC | ProgressiveCTC, vocab_sizes: dict[str, int],

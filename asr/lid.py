@@ -1,0 +1,280 @@
+"""Language identification: a classifier on pooled encoder statistics, fitted after training.
+
+    feats ─► encode_shared(locale=None) ─► shared (B, T', W) ─► mean ⊕ std over real frames
+          ─► (B, 2W) ─► standardise ─► Linear ─► logits (B, L)       (model.lid, LanguageIDHead)
+
+W is d_model for a joint model and every column side by side for a progressive one.
+
+Why fitted on the frozen encoder rather than trained beside CTC. Batches hold one language, so
+a head trained with the recogniser chases the language of the last batches, and its inputs
+move under it while the encoder learns; fine-tuning on one language teaches it that every clip
+is that language. Measured on the helpers' model of docs/results/lid (de, fr, es, it): the
+head trained beside CTC with a replay of pooled vectors was right on XX of test speakers;
+the same encoder with a head fitted afterwards, XX (scripts/lid_study.py). So LID is
+fitted once the encoder is final, on training utterances of every language the model holds,
+each language weighted equally; its accuracy on held-out speakers is recorded in the model
+file, and `--lang auto` is allowed only when that record is good (see `check_auto`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from asr.data import LanguageData, collate, make_buckets
+from asr.features import FeatureStats
+from asr.model.encoder import lengths_to_mask
+from asr.model.heads import pooled_statistics
+
+MAX_FIT_UTTERANCES = 1000  # per language, spread over speakers: more changed nothing measured
+HELD_OUT_SHARE = 0.2  # of a language's speakers, held out when its data has no dev split
+L2 = 1e-3  # ridge on the standardised weights (summed squares, against the mean loss)
+MIN_AUTO_ACCURACY = 0.95  # --lang auto needs at least this held-out accuracy in every language
+ENCODE_FRAMES = 20_000  # padded input frames per encoding batch
+
+
+class LanguageIDError(ValueError):
+    """The model cannot be trusted to identify the language: pass it instead."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LidRecord:
+    """What a fit measured, kept in the model file's metadata under "lid"."""
+
+    accuracy: dict[str, float]  # share of held-out utterances identified correctly, per language
+    held_out: dict[str, int]  # held-out utterances per language
+    held_out_from: dict[str, str]  # "dev" or "train speakers" (a share of train's speakers)
+    fit_utterances: dict[str, int]
+
+    @property
+    def worst(self) -> tuple[str, float]:
+        loc = min(self.accuracy, key=self.accuracy.get)
+        return loc, self.accuracy[loc]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LidRecord:
+        return cls(**{f.name: dict(d[f.name]) for f in dataclasses.fields(cls)})
+
+
+def record_of(meta: dict) -> LidRecord | None:
+    """The LID record of a model file's metadata; None when its head was never fitted."""
+    d = meta.get("lid")
+    return LidRecord.from_dict(d) if d else None
+
+
+def check_auto(languages: list[str], record: LidRecord | None, where: str) -> None:
+    """Raise LanguageIDError unless `--lang auto` is trustworthy for this model."""
+    if len(languages) < 2:
+        return  # one language: nothing to identify
+    hint = f"pass --lang with one of {', '.join(languages)}"
+    if record is None:
+        raise LanguageIDError(
+            f"{where}: its language ID was never fitted (the run lacked data for some of its "
+            f"languages); {hint}, or fit it: asr lid-fit --model {where} --data DIR")
+    missing = [loc for loc in languages if loc not in record.accuracy]
+    if missing:
+        raise LanguageIDError(f"{where}: its language ID was not measured on "
+                              f"{', '.join(missing)}; {hint}")
+    loc, acc = record.worst
+    if acc < MIN_AUTO_ACCURACY:
+        raise LanguageIDError(
+            f"{where}: its language ID identified only {100 * acc:.0f}% of held-out {loc} "
+            f"utterances (below {100 * MIN_AUTO_ACCURACY:.0f}%); {hint}")
+
+
+# ---- data --------------------------------------------------------------------------------
+def _speaker_bucket(speaker: str) -> float:
+    """A stable pseudo-random number in [0, 1) per speaker."""
+    return int(hashlib.sha256(speaker.encode()).hexdigest()[:8], 16) / 16 ** 8
+
+
+def spread_over_speakers(records: list[dict], limit: int) -> list[int]:
+    """Up to `limit` indices, round-robin over speakers (each speaker's in order)."""
+    by_speaker: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by_speaker.setdefault(str(r.get("speaker", i)), []).append(i)
+    queues = [by_speaker[s] for s in sorted(by_speaker, key=_speaker_bucket)]
+    out, k = [], 0
+    while len(out) < limit and any(k < len(q) for q in queues):
+        out += [q[k] for q in queues if k < len(q)][:limit - len(out)]
+        k += 1
+    return out
+
+
+@dataclasses.dataclass
+class LidSplit:
+    """One language's fit and held-out utterances: (data, indices into it) each."""
+
+    fit: tuple[LanguageData, list[int]]
+    held_out: tuple[LanguageData, list[int]]
+    held_out_from: str
+
+
+def language_splits(train: LanguageData, dev: LanguageData | None,
+                    limit: int = MAX_FIT_UTTERANCES) -> LidSplit:
+    """Fit on training utterances; hold out the dev split, or, without one, a share of the
+    training speakers (those never enter the fit)."""
+    if dev is not None and len(dev):
+        fit = spread_over_speakers(train.records, limit)
+        return LidSplit((train, fit), (dev, spread_over_speakers(dev.records, limit)), "dev")
+    speakers = {str(r.get("speaker", i)) for i, r in enumerate(train.records)}
+    held = {s for s in speakers if _speaker_bucket(s) < HELD_OUT_SHARE}
+    if not held or held == speakers:  # one speaker, or an unlucky draw: hold out utterances
+        held_idx = set(range(0, len(train), 5))
+    else:
+        held_idx = {i for i, r in enumerate(train.records) if str(r.get("speaker", i)) in held}
+    rest = [i for i in range(len(train)) if i not in held_idx]
+    fit = [rest[j] for j in spread_over_speakers([train.records[i] for i in rest], limit)]
+    return LidSplit((train, fit), (train, sorted(held_idx)[:limit]), "train speakers")
+
+
+@torch.no_grad()
+def pooled(model, data: LanguageData, indices: list[int], stats: FeatureStats,
+           device: torch.device) -> torch.Tensor:
+    """Pooled statistics (N, 2W) float32 of `data`'s utterances `indices`, in that order."""
+    model.eval()
+    if not indices:
+        return torch.zeros(0, 0)
+    frames = data.frames[indices]
+    out = [None] * len(indices)
+    for bucket in make_buckets(frames, ENCODE_FRAMES, 256):
+        batch = collate(data, [indices[j] for j in bucket.tolist()], stats)  # (B, T, F)
+        shared, out_lens = model.encode_shared(batch.feats.to(device), batch.feat_lens.to(device),
+                                               locale=None)
+        stats_bw = pooled_statistics(shared, lengths_to_mask(out_lens, shared.shape[1])).cpu()
+        for row, j in enumerate(bucket.tolist()):
+            out[j] = stats_bw[row]
+    return torch.stack(out)
+
+
+# ---- fitting -----------------------------------------------------------------------------
+def fit_head(head, x: torch.Tensor, y: torch.Tensor, n_languages: int, l2: float = L2) -> None:
+    """Multinomial logistic regression of labels y (N,) on statistics x (N, F), each language
+    weighted equally, into `head` (its standardisation and Linear), full batch, by L-BFGS."""
+    x = x.double()
+    center, scale = x.mean(0), x.std(0).clamp(min=1e-6)
+    z = (x - center) / scale  # (N, F)
+    counts = torch.bincount(y, minlength=n_languages).double()
+    weights = torch.where(counts > 0, len(y) / (n_languages * counts.clamp(min=1)), 0.0)
+    w = torch.zeros(n_languages, z.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(n_languages, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=300, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(z @ w.T + b, y, weight=weights) + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        head.center.copy_(center.float())
+        head.scale.copy_(scale.float())
+        head.proj.weight.copy_(w.float())
+        head.proj.bias.copy_(b.float())
+
+
+def fit_language_id(model, splits: dict[str, LidSplit], stats: FeatureStats,
+                    device: torch.device | str = "cpu", progress=None) -> LidRecord | None:
+    """Fit `model.lid` on its frozen encoder; None (head left unfitted) when a language of the
+    model has no split. `progress(message)` is told each step."""
+    device = torch.device(device)
+    languages = model.languages
+    if len(languages) < 2 or any(loc not in splits for loc in languages):
+        model.lid.reset()
+        return None
+    xs, ys, held = [], [], {}
+    for k, loc in enumerate(languages):
+        if progress:
+            progress(f"language ID: encoding {loc}")
+        sp = splits[loc]
+        x = pooled(model, *sp.fit, stats, device)
+        xs.append(x)
+        ys.append(torch.full((len(x),), k, dtype=torch.long))
+        held[loc] = pooled(model, *sp.held_out, stats, device)
+    fit_head(model.lid, torch.cat(xs), torch.cat(ys), len(languages))
+    model.lid.to(device)
+    accuracy = {}
+    with torch.no_grad():
+        for k, loc in enumerate(languages):
+            x = held[loc].to(device)
+            logits = model.lid.proj((x - model.lid.center) / model.lid.scale)  # (N, L)
+            accuracy[loc] = round(float((logits.argmax(-1) == k).float().mean()), 4) if len(x) else 0.0
+    return LidRecord(accuracy=accuracy, held_out={loc: len(h) for loc, h in held.items()},
+                     held_out_from={loc: splits[loc].held_out_from for loc in languages},
+                     fit_utterances={loc: len(x) for loc, x in zip(languages, xs, strict=True)})
+
+
+def splits_from_dir(data_dir: str | Path, languages: list[str], tokenizers: dict, features,
+                    ) -> dict[str, LidSplit]:
+    """LID splits for every language of `languages` with prepared training data in data_dir
+    (`<data_dir>/<locale>/train.jsonl` and its feature cache; dev.jsonl when present)."""
+    from asr.prepare import feature_dir
+
+    data_dir = Path(data_dir)
+    out = {}
+    for loc in languages:
+        if not (data_dir / loc / "train.jsonl").exists() or loc not in tokenizers:
+            continue
+
+        def split(loc: str, name: str) -> LanguageData:
+            return LanguageData(loc, data_dir / loc / f"{name}.jsonl",
+                                feature_dir(data_dir, loc, name), tokenizers[loc], features=features)
+
+        train = split(loc, "train")
+        dev = split(loc, "dev") if (data_dir / loc / "dev.jsonl").exists() else None
+        if len(train):
+            out[loc] = language_splits(train, dev)
+    return out
+
+
+def confusion(true: list[str], predicted: list[str], languages: list[str]) -> np.ndarray:
+    """Counts (L, L): row = true language, column = predicted."""
+    m = np.zeros((len(languages), len(languages)), dtype=np.int64)
+    index = {loc: i for i, loc in enumerate(languages)}
+    for t, p in zip(true, predicted, strict=True):
+        m[index[t], index[p]] += 1
+    return m
+
+
+def refit(model_path: str | Path, data_dir: str | Path, out: str | Path | None = None,
+          device: str = "cpu", progress=None) -> tuple[Path, LidRecord]:
+    """Fit a model file's language ID on prepared data of every one of its languages (after
+    fine-tuning on one language, say) and write it to `out` (default: the same file, replaced
+    atomically). Returns the file written and the record."""
+    from asr.package import load_package_model, resolve_model_path, save_model
+
+    model, package = load_package_model(model_path, device=device)
+    if len(model.languages) < 2:
+        raise LanguageIDError(f"{package.path}: one language ({model.languages[0]}), nothing to identify")
+    if model.lid_needs_locale:
+        raise LanguageIDError(f"{package.path}: layout {list(model.config.layout)} has "
+                              "per-language input blocks, so it cannot identify a language")
+    splits = splits_from_dir(data_dir, model.languages, package.tokenizers, package.config.features)
+    missing = [loc for loc in model.languages if loc not in splits]
+    if missing:
+        raise LanguageIDError(f"{data_dir}: no prepared training data for {', '.join(missing)} "
+                              f"(needs <data>/<locale>/train.jsonl and its features for every "
+                              f"language of the model: {', '.join(model.languages)})")
+    record = fit_language_id(model, splits, package.stats, device, progress=progress)
+    out = Path(out) if out else resolve_model_path(model_path)
+    extra = {k: package.meta[k] for k in ("step",) if k in package.meta}
+    save_model(out, model, package.config, package.tokenizers, package.stats,
+               lid=record.to_dict(), extra=extra)
+    return out, record
+
+
+def format_record(record: LidRecord) -> str:
+    """One line per language: held-out accuracy, from where, how many utterances."""
+    return "\n".join(f"  {loc:6s} {100 * acc:5.1f}%  of {record.held_out[loc]} held-out "
+                     f"({record.held_out_from[loc]}), fitted on {record.fit_utterances[loc]}"
+                     for loc, acc in record.accuracy.items())
