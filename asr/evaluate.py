@@ -180,11 +180,13 @@ def decode_split(model, package, data_dir: str | Path, locale: str, split: str, 
             continue
         x, lens = batch_features(feats, package.stats)  # (B, T, F), (B,)
         # language unknown when detecting: a progressive model then runs all its columns
-        shared, out_lens = model.encode_shared(x.to(device), lens.to(device),
-                                               locale=None if detect else locale)
         if detect:
-            picks = model.lid_logits(shared, out_lens).argmax(dim=-1).tolist()
+            shared, out_lens, stats = model.encode_shared(x.to(device), lens.to(device),
+                                                          statistics=True)
+            picks = model.lid_logits(stats).argmax(dim=-1).tolist()
             lid |= {i: model.languages[k] for i, k in zip(keep, picks, strict=True)}
+        else:
+            shared, out_lens = model.encode_shared(x.to(device), lens.to(device), locale=locale)
         log_probs = model.ctc_log_probs(shared, out_lens, locale)  # (B, T', V)
         for i, hyp in zip(keep, decoder(log_probs, out_lens, locale), strict=True):
             r = records[i]

@@ -1,9 +1,10 @@
 """Language identification: a classifier on pooled encoder statistics, fitted after training.
 
-    feats ─► encode_shared(locale=None) ─► shared (B, T', W) ─► mean ⊕ std over real frames
-          ─► (B, 2W) ─► standardise ─► Linear ─► logits (B, L)       (model.lid, LanguageIDHead)
+    feats ─► encode_shared(locale=None, statistics=True) ─► every shared block's output
+          ─► mean ⊕ std over real frames, side by side (B, S) ─► standardise ─► Linear
+          ─► logits (B, L)                                      (model.lid, LanguageIDHead)
 
-W is d_model for a joint model and every column side by side for a progressive one.
+S = 2 * d_model * shared blocks for a joint model, times the columns for a progressive one.
 
 Why fitted on the frozen encoder rather than trained beside CTC. Batches hold one language, so
 a head trained with the recogniser chases the language of the last batches, and its inputs
@@ -28,8 +29,6 @@ import torch.nn.functional as F
 
 from asr.data import LanguageData, collate, make_buckets
 from asr.features import FeatureStats
-from asr.model.encoder import lengths_to_mask
-from asr.model.heads import pooled_statistics
 
 MAX_FIT_UTTERANCES = 1000  # per language, spread over speakers: more changed nothing measured
 HELD_OUT_SHARE = 0.2  # of a language's speakers, held out when its data has no dev split
@@ -139,7 +138,7 @@ def language_splits(train: LanguageData, dev: LanguageData | None,
 @torch.no_grad()
 def pooled(model, data: LanguageData, indices: list[int], stats: FeatureStats,
            device: torch.device) -> torch.Tensor:
-    """Pooled statistics (N, 2W) float32 of `data`'s utterances `indices`, in that order."""
+    """Pooled statistics (N, S) float32 of `data`'s utterances `indices`, in that order."""
     model.eval()
     if not indices:
         return torch.zeros(0, 0)
@@ -147,11 +146,11 @@ def pooled(model, data: LanguageData, indices: list[int], stats: FeatureStats,
     out = [None] * len(indices)
     for bucket in make_buckets(frames, ENCODE_FRAMES, 256):
         batch = collate(data, [indices[j] for j in bucket.tolist()], stats)  # (B, T, F)
-        shared, out_lens = model.encode_shared(batch.feats.to(device), batch.feat_lens.to(device),
-                                               locale=None)
-        stats_bw = pooled_statistics(shared, lengths_to_mask(out_lens, shared.shape[1])).cpu()
+        _, _, stats_bs = model.encode_shared(batch.feats.to(device), batch.feat_lens.to(device),
+                                             locale=None, statistics=True)  # (B, S)
+        stats_bs = stats_bs.float().cpu()
         for row, j in enumerate(bucket.tolist()):
-            out[j] = stats_bw[row]
+            out[j] = stats_bs[row]
     return torch.stack(out)
 
 
@@ -207,7 +206,7 @@ def fit_language_id(model, splits: dict[str, LidSplit], stats: FeatureStats,
     with torch.no_grad():
         for k, loc in enumerate(languages):
             x = held[loc].to(device)
-            logits = model.lid.proj((x - model.lid.center) / model.lid.scale)  # (N, L)
+            logits = model.lid(x)  # (N, L)
             accuracy[loc] = round(float((logits.argmax(-1) == k).float().mean()), 4) if len(x) else 0.0
     return LidRecord(accuracy=accuracy, held_out={loc: len(h) for loc, h in held.items()},
                      held_out_from={loc: splits[loc].held_out_from for loc in languages},

@@ -204,12 +204,13 @@ class Transcriber:
     @torch.inference_mode()
     def _run_batch(self, batch, state, lang, progress) -> None:
         feats, lens = self._features([seg for _, seg in batch])
-        locale = None if lang == "auto" else lang
-        shared, out_lens = self.model.encode_shared(feats, lens, locale=locale)  # (B, T', D), (B,)
-        rows_by_locale: dict[str, list[int]] = {}
         lid = None
-        if lang == "auto":
-            lid = torch.softmax(self.model.lid_logits(shared, out_lens).float(), dim=-1).cpu().numpy()
+        if lang == "auto":  # the language unknown: every column of a progressive model
+            shared, out_lens, stats = self.model.encode_shared(feats, lens, statistics=True)
+            lid = torch.softmax(self.model.lid_logits(stats).float(), dim=-1).cpu().numpy()  # (B, L)
+        else:
+            shared, out_lens = self.model.encode_shared(feats, lens, locale=lang)  # (B, T', D), (B,)
+        rows_by_locale: dict[str, list[int]] = {}
         for b, (i, seg) in enumerate(batch):
             st = state[i]
             if lid is not None:

@@ -104,7 +104,8 @@ def test_cache_and_audio_give_the_training_transcripts(run_dir, fake_data, tmp_p
         assert lang["feature_source"] == "cache" and lang["utterances"] == len(triples)
         batch = collate(data, list(range(len(data.records))), pkg.stats)  # LID, all in one batch
         with torch.no_grad():
-            lid = model.eval().lid_logits(*model.encode_shared(batch.feats, batch.feat_lens))
+            lid = model.eval().lid_logits(model.encode_shared(batch.feats, batch.feat_lens,
+                                                              statistics=True)[2])
         picks = [model.languages[k] for k in lid.argmax(dim=-1).tolist()]
         assert lang["lid_accuracy"] == pytest.approx(picks.count(loc) / len(picks))
         assert lang["lid_predicted"] == {k: picks.count(k) for k in model.languages}

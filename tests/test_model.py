@@ -106,8 +106,8 @@ def test_padding_never_changes_real_frames(layout):
         torch.testing.assert_close(batched[key][:1, :n], alone[key], atol=1e-5, rtol=1e-5)
     if not layout[0]:  # language ID pools real frames only (a fitted-looking head: random)
         torch.nn.init.normal_(model.lid.proj.weight)
-        lid_alone = model.lid_logits(alone["shared"], alone["out_lens"])
-        lid_batched = model.lid_logits(batched["shared"], batched["out_lens"])
+        lid_alone = model.lid_logits(model.encode_shared(short, short_len, statistics=True)[2])
+        lid_batched = model.lid_logits(model.encode_shared(*both, statistics=True)[2])
         torch.testing.assert_close(lid_batched[:1], lid_alone, atol=1e-5, rtol=1e-5)
 
 
@@ -123,7 +123,6 @@ def test_each_head_has_its_vocab_size_and_normalised_log_probs():
         assert out["log_probs"].dtype == torch.float32
         torch.testing.assert_close(out["log_probs"].exp().sum(-1), torch.ones(2, out["log_probs"].shape[1]))
         assert out["out_lens"].tolist() == Conv2dSubsampling.subsampled_lengths(lens).tolist()
-        assert model.lid_logits(out["shared"], out["out_lens"]).shape == (2, len(VOCAB))
     assert model.languages == list(VOCAB)
     assert "heads.zh-CN.weight" in model.state_dict()
 
@@ -189,7 +188,7 @@ def test_layouts_build_run_and_share_as_declared(layout):
     assert n_blocks == shared + len(VOCAB) * (below + above)
     head = sum(16 * v + v for v in VOCAB.values())
     frontend = count_parameters(model._new_frontend()) * (1 if model.frontend is not None else len(VOCAB))
-    lid = 2 * 16 * len(VOCAB) + len(VOCAB)  # mean and std of the shared output -> languages
+    lid = 2 * 16 * max(shared, 1) * len(VOCAB) + len(VOCAB)  # mean, std of each shared block
     assert count_parameters(model) == block * n_blocks + head + frontend + lid
 
 
@@ -198,7 +197,9 @@ def test_language_id_without_a_language():
     feats, lens = batch([40, 33])
     shared, out_lens = shared_bottom.encode_shared(feats, lens)
     torch.testing.assert_close(shared, shared_bottom(feats, lens, "de")["shared"])
-    assert shared_bottom.lid_logits(shared, out_lens).shape == (2, len(VOCAB))
+    _, _, stats = shared_bottom.encode_shared(feats, lens, statistics=True)
+    assert stats.shape == (2, 2 * 16 * 2)  # mean and std of each of the 2 shared blocks
+    assert shared_bottom.lid_logits(stats).shape == (2, len(VOCAB))
     torch.testing.assert_close(shared_bottom.ctc_log_probs(shared, out_lens, "fr"),
                                shared_bottom(feats, lens, "fr")["log_probs"])
     for layout in [(1, 1, 1), (0, 0, 2)]:

@@ -119,13 +119,14 @@ def test_three_columns_keep_earlier_outputs_and_lid_reads_every_column():
     assert torch.equal(model(feats, lens, "zh-CN")["log_probs"], zh_before)
     assert torch.equal(model(feats, lens, "de")["log_probs"], base(feats, lens, "de")["log_probs"])
     assert not model.lid_needs_locale
-    shared, out_lens = model.encode_shared(feats, lens, None)  # all three columns
-    assert shared.shape[-1] == 3 * D
-    assert model.lid_logits(shared, out_lens).shape == (2, 5)  # de fr zh-CN it es
-    assert model.lid.proj.in_features == 2 * 3 * D  # mean and std of every column
+    shared, out_lens, stats = model.encode_shared(feats, lens, None, statistics=True)
+    assert shared.shape[-1] == 3 * D  # all three columns
+    n_shared = model.config.layout[1]
+    assert stats.shape == (2, 3 * n_shared * 2 * D)  # mean, std of every column's shared blocks
+    assert model.lid_logits(stats).shape == (2, 5)  # de fr zh-CN it es
     torch.testing.assert_close(model.ctc_log_probs(shared, out_lens, "zh-CN"), zh_before)
     with pytest.raises(ValueError, match="reads all 3 columns"):
-        model.lid_logits(*model.encode_shared(feats, lens, "de"))
+        model.lid_logits(model.encode_shared(feats, lens, "de", statistics=True)[2])
 
 
 def test_new_column_ignores_padding():

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from asr.checkpoint import load_package
 from asr.config import DataConfig, load_run_config
 from asr.data import LanguageData, MultilingualSampler, make_buckets
 from asr.lid import record_of

@@ -60,18 +60,19 @@ def pooled_statistics(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class LanguageIDHead(nn.Module):
-    """Pooled statistics, standardised, then Linear: x (B, T, W), mask (B, T) -> logits (B, L).
+    """Utterance statistics (B, S), standardised, then Linear -> language logits (B, L).
 
-    Fitted on a frozen encoder after training (asr/lid.py), never by the recogniser's loss, so
-    its parameters do not train. `center` and `scale` standardise the (2W,) statistics with
-    the fit set's own; a fresh head (zeros) gives every language the same logit.
+    The statistics are the mean and standard deviation of every shared block's output
+    (`encode_shared(..., statistics=True)`). Fitted on a frozen encoder after training
+    (asr/lid.py), never by the recogniser's loss, so its parameters do not train. `center`
+    and `scale` standardise with the fit set's own; a fresh head gives every language logit 0.
     """
 
-    def __init__(self, width: int, n_languages: int):
+    def __init__(self, n_statistics: int, n_languages: int):
         super().__init__()
-        self.register_buffer("center", torch.zeros(2 * width))
-        self.register_buffer("scale", torch.ones(2 * width))
-        self.proj = nn.Linear(2 * width, n_languages)
+        self.register_buffer("center", torch.zeros(n_statistics))
+        self.register_buffer("scale", torch.ones(n_statistics))
+        self.proj = nn.Linear(n_statistics, n_languages)
         self.reset()
 
     def reset(self) -> None:
@@ -90,8 +91,8 @@ class LanguageIDHead(nn.Module):
                               device=old.weight.device, dtype=old.weight.dtype)
         self.reset()
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.proj((pooled_statistics(x, mask) - self.center) / self.scale)  # (B, L)
+    def forward(self, stats: torch.Tensor) -> torch.Tensor:
+        return self.proj((stats.float() - self.center) / self.scale)  # (B, L)
 
 
 def ctc_loss(log_probs: torch.Tensor, targets: torch.Tensor, input_lens: torch.Tensor,

@@ -6,7 +6,8 @@ Path of one batch (one language per batch):
     feats (B, T, n_mels)
       -> front end (4x subsampling; shared, or per language when the lowest block is)
       -> layout[0] per-language blocks   `below[locale]`
-      -> layout[1] shared blocks         `shared`         => "shared" output (LID head reads it)
+      -> layout[1] shared blocks         `shared`         => "shared" output; each block's
+                                                             mean and std feed the LID head
       -> layout[2] per-language blocks   `above[locale]`
       -> CTC head                        `heads[locale]`  => log-probs (B, T', V_locale)
 
@@ -23,7 +24,7 @@ from torch import nn
 
 from asr.config import ModelConfig
 from asr.model.encoder import MIN_INPUT_FRAMES, ConformerBlock, Conv2dSubsampling, lengths_to_mask
-from asr.model.heads import CTCHeads, LanguageIDHead, check_locale_key
+from asr.model.heads import CTCHeads, LanguageIDHead, check_locale_key, pooled_statistics
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
@@ -49,7 +50,7 @@ class MultilingualCTC(nn.Module):
         self.shared = nn.ModuleList(self._new_block() for _ in range(n_shared))
         self.above = nn.ModuleDict()  # locale -> ModuleList of layout[2] blocks
         self.heads = CTCHeads(config.d_model, {})
-        self.lid = LanguageIDHead(config.d_model, len(vocab_sizes))
+        self.lid = LanguageIDHead(self.lid_statistics, len(vocab_sizes))
         for locale, vocab_size in vocab_sizes.items():
             self._add_language_modules(locale, vocab_size, init_from=None)
 
@@ -101,6 +102,11 @@ class MultilingualCTC(nn.Module):
         return list(self._languages)
 
     @property
+    def lid_statistics(self) -> int:
+        """Statistics the LID head reads: mean and std of each shared block's output."""
+        return 2 * self.config.d_model * max(1, self.config.layout[1])
+
+    @property
     def lid_needs_locale(self) -> bool:
         """True when the shared output depends on the language (per-language front end or
         below-blocks), so language ID cannot run before the language is known."""
@@ -112,8 +118,9 @@ class MultilingualCTC(nn.Module):
             raise KeyError(f"language {locale!r} is not in this model; it has {', '.join(self._languages)}")
 
     def encode_shared(self, feats: torch.Tensor, feat_lens: torch.Tensor,
-                      locale: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """feats (B, T, n_mels), feat_lens (B,) -> shared output (B, T', D), out_lens (B,).
+                      locale: str | None = None, statistics: bool = False) -> tuple:
+        """feats (B, T, n_mels), feat_lens (B,) -> shared output (B, T', D), out_lens (B,)
+        [, statistics (B, lid_statistics) for `lid_logits` when `statistics`].
 
         The shared output is what enters the per-language top blocks, and what the LID head
         pools. `locale` may be None (language unknown, e.g. transcribe --lang auto) only when
@@ -139,13 +146,19 @@ class MultilingualCTC(nn.Module):
         mask = lengths_to_mask(out_lens, x.shape[1])  # (B, T')
         for block in (self.below[locale] if self.config.layout[0] else ()):
             x = block(x, mask)
+        pooled = []
         for block in self.shared:
             x = block(x, mask)
+            if statistics:
+                pooled.append(pooled_statistics(x, mask))  # (B, 2D), real frames only
+        if statistics:
+            return x, out_lens, torch.cat(pooled, dim=-1)
         return x, out_lens
 
-    def lid_logits(self, shared: torch.Tensor, out_lens: torch.Tensor) -> torch.Tensor:
-        """Shared output (B, T', D), out_lens (B,) -> language logits (B, L), order `languages`."""
-        return self.lid(shared, lengths_to_mask(out_lens, shared.shape[1]))
+    def lid_logits(self, stats: torch.Tensor) -> torch.Tensor:
+        """Statistics (B, lid_statistics) from encode_shared -> language logits (B, L), order
+        `languages`."""
+        return self.lid(stats)
 
     def ctc_log_probs(self, shared: torch.Tensor, out_lens: torch.Tensor, locale: str) -> torch.Tensor:
         """Shared output (B, T', D) -> the locale's top blocks and head -> log-probs (B, T', V) float32."""
@@ -161,7 +174,7 @@ class MultilingualCTC(nn.Module):
         """feats (B, T, n_mels), feat_lens (B,), one locale for the whole batch ->
         {log_probs (B, T', V_locale) float32, out_lens (B,), shared (B, T', D)}. Frames at or
         past out_lens are padding and hold no meaningful values. Language ID is apart:
-        `lid_logits` on encode_shared's output (its head is fitted after training, asr/lid.py)."""
+        `lid_logits` on encode_shared(..., statistics=True) (fitted after training, asr/lid.py)."""
         shared, out_lens = self.encode_shared(feats, feat_lens, locale)
         return {"log_probs": self.ctc_log_probs(shared, out_lens, locale), "out_lens": out_lens,
                 "shared": shared}

@@ -22,9 +22,10 @@ earlier column adds only D * adapter_dim weights per position, a few percent of 
 
 A language runs the columns up to its own and no further, so adding and training columns can
 never change an old language's output. Language ID needs every column: `encode_shared` with no
-locale runs them all, and the model's own LID head (`lid`, over all languages) reads their
-shared outputs side by side; it is fitted after each column's training (asr/lid.py), since no
-single column was trained on every language. The columns' own LID heads are kept unused.
+locale runs them all, and the model's own LID head (`lid`, over all languages) reads the
+statistics of every column's shared blocks side by side; it is fitted after each column's
+training (asr/lid.py), since no single column was trained on every language. The columns' own
+LID heads are kept unused.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from torch import nn
 
 from asr.config import ModelConfig, ProgressiveConfig, from_dict, to_dict
 from asr.model.encoder import MIN_INPUT_FRAMES, Conv2dSubsampling, lengths_to_mask
-from asr.model.heads import LanguageIDHead
+from asr.model.heads import LanguageIDHead, pooled_statistics
 from asr.model.multilingual import MultilingualCTC, count_parameters
 
 
@@ -76,7 +77,7 @@ class ProgressiveCTC(nn.Module):
         self.laterals = nn.ModuleList([nn.ModuleDict()])  # laterals[k]: position -> adapter into column k
         self.column_configs: list[ProgressiveConfig | None] = [None]
         # over every column's shared output and every language: refitted when a column is added
-        self.lid = LanguageIDHead(c.d_model, len(first.languages))
+        self.lid = LanguageIDHead(first.lid_statistics, len(first.languages))
 
     # ---- construction ----------------------------------------------------------------------
     def add_column(self, vocab_sizes: dict[str, int], settings: ProgressiveConfig) -> None:
@@ -101,7 +102,8 @@ class ProgressiveCTC(nn.Module):
         self.columns.append(column.to(device))
         self.laterals.append(adapters.to(device))
         self.column_configs.append(settings)
-        self.lid = LanguageIDHead(len(self.columns) * d, len(self.languages)).to(device)
+        self.lid = LanguageIDHead(len(self.columns) * column.lid_statistics,
+                                  len(self.languages)).to(device)
         self._freeze_earlier()
 
     def _freeze_earlier(self) -> None:
@@ -171,9 +173,11 @@ class ProgressiveCTC(nn.Module):
         return rows
 
     # ---- computation -----------------------------------------------------------------------
-    def _run_columns(self, feats: torch.Tensor, feat_lens: torch.Tensor, last: int
-                     ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Columns 0..last -> their shared outputs, each (B, T', D), and out_lens (B,)."""
+    def _run_columns(self, feats: torch.Tensor, feat_lens: torch.Tensor, last: int,
+                     statistics: bool = False) -> tuple[list[torch.Tensor], torch.Tensor, list]:
+        """Columns 0..last -> their shared outputs, each (B, T', D), out_lens (B,), and (when
+        `statistics`) the pooled statistics (B, 2D) of each column's shared blocks' outputs,
+        the last one taken after its lateral, as the column's top blocks see it."""
         if feats.dim() != 3 or feats.shape[-1] != self.config.n_mels:
             raise ValueError(f"feats must be (batch, frames, {self.config.n_mels}), got {tuple(feats.shape)}")
         if feat_lens.min() < MIN_INPUT_FRAMES or feat_lens.max() > feats.shape[1]:
@@ -183,7 +187,7 @@ class ProgressiveCTC(nn.Module):
         n_shared = self.config.layout[1]
         out_lens = Conv2dSubsampling.subsampled_lengths(feat_lens)  # (B,)
         streams: list[list[torch.Tensor]] = []  # streams[j][i]: column j at position i, pre-lateral
-        tops = []
+        tops, pooled = [], []
         for k in range(last + 1):
             frozen = k < len(self.columns) - 1
             # Frozen columns build no autograd graph: their outputs are constants to the laterals.
@@ -200,19 +204,23 @@ class ProgressiveCTC(nn.Module):
                         x = col.shared[i](x, mask)
                 streams.append(own)
                 tops.append(x)
-        return tops, out_lens
+                if statistics:
+                    pooled += [pooled_statistics(h, mask) for h in [*own[1:n_shared], x]]
+        return tops, out_lens, pooled
 
     def encode_shared(self, feats: torch.Tensor, feat_lens: torch.Tensor,
-                      locale: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """feats (B, T, n_mels), feat_lens (B,) -> shared (B, T', (k+1) * D), out_lens (B,).
+                      locale: str | None = None, statistics: bool = False) -> tuple:
+        """feats (B, T, n_mels), feat_lens (B,) -> shared (B, T', (k+1) * D), out_lens (B,)
+        [, statistics (B, S) of every column run, for `lid_logits`, when `statistics`].
 
         `shared` holds the shared outputs of columns 0..k side by side on the channel axis, k
         the locale's column, or the last column when locale is None (language unknown: what
         `lid_logits` reads); pass it on to `ctc_log_probs` as it is.
         """
         last = len(self.columns) - 1 if locale is None else self.column_of(locale)
-        tops, out_lens = self._run_columns(feats, feat_lens, last)
-        return (tops[0] if len(tops) == 1 else torch.cat(tops, dim=-1)), out_lens
+        tops, out_lens, pooled = self._run_columns(feats, feat_lens, last, statistics)
+        shared = tops[0] if len(tops) == 1 else torch.cat(tops, dim=-1)
+        return (shared, out_lens, torch.cat(pooled, dim=-1)) if statistics else (shared, out_lens)
 
     def _column_slice(self, shared: torch.Tensor, k: int) -> torch.Tensor:
         d = self.config.d_model
@@ -226,13 +234,14 @@ class ProgressiveCTC(nn.Module):
         k = self.column_of(locale)
         return self.columns[k].ctc_log_probs(self._column_slice(shared, k), out_lens, locale)
 
-    def lid_logits(self, shared: torch.Tensor, out_lens: torch.Tensor) -> torch.Tensor:
-        """Shared output of every column (B, T', c * D), from encode_shared(locale=None) ->
-        language logits (B, L), order `languages`."""
-        if shared.shape[-1] != len(self.columns) * self.config.d_model:
-            raise ValueError(f"language ID reads all {len(self.columns)} columns; got a shared "
-                             f"output of width {shared.shape[-1]}: use encode_shared(locale=None)")
-        return self.lid(shared, lengths_to_mask(out_lens, shared.shape[1]))
+    def lid_logits(self, stats: torch.Tensor) -> torch.Tensor:
+        """Statistics of every column (B, S), from encode_shared(locale=None, statistics=True)
+        -> language logits (B, L), order `languages`."""
+        if stats.shape[-1] != self.lid.proj.in_features:
+            raise ValueError(f"language ID reads all {len(self.columns)} columns' statistics "
+                             f"({self.lid.proj.in_features}); got {stats.shape[-1]}: use "
+                             "encode_shared(locale=None, statistics=True)")
+        return self.lid(stats)
 
     def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor, locale: str) -> dict[str, torch.Tensor]:
         """As `MultilingualCTC.forward`: {log_probs (B, T', V) float32, out_lens (B,),
