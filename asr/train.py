@@ -299,7 +299,7 @@ class Trainer:
         self._save_model(path, step=meta["step"], lid=record.to_dict())
         tqdm.write("language ID on held-out speakers: " + ", ".join(
             f"{loc} {100 * a:.1f}%" for loc, a in record.accuracy.items()))
-        return {"fitted": True, "seconds": round(time.perf_counter() - t0, 1), **record.to_dict()}
+        return {"fitted": True, "fit_seconds": round(time.perf_counter() - t0, 1), **record.to_dict()}
 
     # ---- the loop -----------------------------------------------------------------------
     def fit(self, stop_at: int | None = None, each_step=None) -> dict:

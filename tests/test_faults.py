@@ -51,7 +51,7 @@ TRAIN_SET = ["train.max_steps=40", "train.valid_every=10", "train.log_every=2",
              "train.keep_checkpoints=2"]
 VARYING = {"time", "audio_seconds_per_second", "build_seconds", "compute_seconds",  # timings
            "x_real_time", "x_real_time_per_worker", "train_seconds", "render_seconds",
-           "render_wall_seconds", "plan_seconds", "workers",
+           "render_wall_seconds", "plan_seconds", "fit_seconds", "workers",
            "run_dir", "pretrain", "manifest", "model_path"}  # paths
 
 

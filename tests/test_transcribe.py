@@ -105,8 +105,22 @@ def test_transcribe_formats_round_trip(talkative_model, audio_dir, tmp_path, fmt
             assert len(cues) == int(duration / 0.8 - 1e-9) + 1  # one cue per emitted word
 
 
-def test_auto_language_reports_probability(run_dir, audio_dir, capsys):
-    assert main(["transcribe", "--model", str(run_dir), str(audio_dir / "clip1.wav"), "--format",
+def test_auto_language_reports_probability(run_dir, audio_dir, tmp_path, capsys):
+    """--lang auto follows the accuracy recorded when the head was fitted: the toy model's
+    (tones, not speech) is refused in one line; the same weights with a record of 97% are
+    used, and the JSON carries the detected language and its probability."""
+    from asr.lid import LidRecord, record_of
+
+    model, pkg = load_package_model(run_dir)
+    recorded = record_of(pkg.meta)
+    assert main(["transcribe", "--model", str(run_dir), str(audio_dir / "clip1.wav"),
+                 "--no-progress"]) == (0 if min(recorded.accuracy.values()) >= 0.95 else 2)
+    err = capsys.readouterr().err
+    assert not err or ("held-out" in err and "--lang" in err and len(err.strip().splitlines()) == 1)
+    trusted = tmp_path / "trusted.safetensors"
+    save_model(trusted, model, pkg.config, pkg.tokenizers, pkg.stats, lid=LidRecord(
+        **{**recorded.to_dict(), "accuracy": dict.fromkeys(LOCALES, 0.97)}).to_dict())
+    assert main(["transcribe", "--model", str(trusted), str(audio_dir / "clip1.wav"), "--format",
                  "json", "--no-progress"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["language"] in LOCALES and 0.0 < d["language_probability"] <= 1.0
