@@ -325,6 +325,7 @@ def _transcribe(args, files: list) -> int:
     from asr.audio import AudioError, audio_info
     from asr.device import resolve_device
     from asr.fileio import to_json_line, write_text
+    from asr.lid import UNCERTAIN
     from asr.package import load_package_model
     from asr.transcribe import Failure, Transcriber, format_transcript
 
@@ -350,7 +351,7 @@ def _transcribe(args, files: list) -> int:
             pass  # reported with its reason when its turn comes
     bar = tqdm(total=round(total, 1), unit="s", desc="transcribe", dynamic_ncols=True,
                disable=args.no_progress, file=sys.stderr)
-    t0, failed, done, seconds = time.perf_counter(), [], 0, 0.0
+    t0, failed, done, seconds, uncertain = time.perf_counter(), [], 0, 0.0, 0
     for (path, target), result in zip(files, tr.run([str(f) for f, _ in files], lang=args.lang,
                                                  progress=lambda s: bar.update(round(s, 1))),
                                    strict=True):
@@ -359,6 +360,11 @@ def _transcribe(args, files: list) -> int:
             tqdm.write(f"skipped {result.source}: {result.reason}", file=sys.stderr)
             continue
         done, seconds = done + 1, seconds + result.duration_seconds
+        if result.language_probability is not None and result.language_probability < UNCERTAIN:
+            uncertain += 1
+            tqdm.write(f"{result.source}: language uncertain ({result.language} at "
+                       f"{result.language_probability:.2f}); pass --lang if you know it",
+                       file=sys.stderr)
         text = format_transcript(result, args.format)
         if args.out is not None:
             write_text(target, text)
@@ -373,6 +379,7 @@ def _transcribe(args, files: list) -> int:
     elapsed = time.perf_counter() - t0
     print(f"transcribed {done} of {len(files)} files, {seconds:.1f} s of audio in {elapsed:.1f} s "
           f"(real-time factor {elapsed / max(seconds, 1e-9):.3f})"
+          + (f"; {uncertain} with an uncertain language" if uncertain else "")
           + (f"; {len(failed)} failed:" if failed else ""), file=sys.stderr)
     for f in failed:
         print(f"  {f.source}: {f.reason}", file=sys.stderr)

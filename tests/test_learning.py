@@ -102,13 +102,12 @@ def test_beam_search_and_lm_on_the_test_set(trained, tmp_path):
 
 
 def test_language_id_on_the_test_sets(trained):
-    """The pooled language-ID head tells the two languages apart on unseen voices (measured: es
-    100%, zh-CN 69%; dev 100% / 96%). Without the trainer's replay of the other languages'
-    pooled outputs it followed the last batches' language (es 15%, zh-CN 96%): see
-    Trainer._lid_loss."""
+    """The language-ID head, fitted after training (asr/lid.py), tells the two languages apart
+    on unseen voices. Trained beside CTC with a replay of pooled outputs it reached es 100%,
+    zh-CN 69% here, and without the replay it followed the last batches' language (es 15%)."""
     from asr.evaluate import evaluate_model
 
     report = evaluate_model(trained["run"], trained["data"], split="test")
     lid = {loc: r["lid_accuracy"] for loc, r in report["languages"].items()}
     print(f"language ID accuracy on the test sets: {lid}")
-    assert min(lid.values()) >= 0.6 and sum(lid.values()) / len(lid) >= 0.8  # chance: 0.5
+    assert min(lid.values()) >= 0.95  # chance: 0.5

@@ -134,15 +134,15 @@ def test_evaluate_writes_a_confusion_matrix(tiny_run, fake_data, tmp_path, capsy
 
 @pytest.fixture(scope="module")
 def two_languages(tmp_path_factory):
-    """Synthetic de and zh-CN (a few minutes each, held-out voices in dev and test), prepared."""
+    """Synthetic de and zh-CN (9 minutes each, held-out voices in dev and test), prepared."""
     from asr.prepare import prepare_data
     from data_prep.release import prepare_manifests
     from data_prep.synth import synthesize_corpus
 
     root = tmp_path_factory.mktemp("lid2")
     locales = ["de", "zh-CN"]
-    synthesize_corpus(root / "cv", locales=locales, hours={"de": 0.08, "zh-CN": 0.08},
-                      eval_hours=0.02, seed=0, workers=2, zh_inventory_size=60, progress=False)
+    synthesize_corpus(root / "cv", locales=locales, hours={"de": 0.15, "zh-CN": 0.15},
+                      eval_hours=0.04, seed=0, workers=2, zh_inventory_size=60, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepare_manifests(root / "cv", locales, root / "data", progress=False)
@@ -150,23 +150,24 @@ def two_languages(tmp_path_factory):
     return root / "data"
 
 
+@pytest.mark.slow
 def test_a_tiny_two_language_model_identifies_both_on_test_speakers(two_languages, tmp_path):
-    """The tiny config, 300 updates on ~5 minutes of each language: language ID on test
-    speakers (voices that training never heard) is right well above chance (50%) in each.
-    Measured: de 74%, zh-CN 71% (19 and 17 utterances), short of the 90% issue 19 asks for:
-    five minutes hold only a handful of distinct voices per language (zh-CN: two speakers
-    read 48 of its 68 clips), and a head fitted on so few does not reach new voices."""
+    """The tiny config, 600 updates on 9 minutes of each language: language ID on test speakers
+    (voices that training never heard) is right at least 90% of the time in each. Measured
+    (AMD EPYC, 1 thread): de 97.2%, zh-CN 93.9% (36 and 33 utterances); cross-validated at fit
+    94.1 / 93.9%. With 5 minutes and 300 updates, and a head fitted on training speakers
+    alone, it was 74 / 71%: the fit needs the held-out speakers' voices (asr/lid.py)."""
     from asr.config import load_run_config
     from asr.evaluate import evaluate_model
     from asr.train import Trainer
 
-    cfg = load_run_config("tiny", ["train.max_steps=300", "train.valid_every=100"])
+    cfg = load_run_config("tiny", ["train.max_steps=600", "train.valid_every=100"])
     summary = Trainer.from_data(cfg, two_languages, ["de", "zh-CN"], tmp_path / "run",
                                 progress=False).fit()
     report = evaluate_model(tmp_path / "run", two_languages, split="test")
     lid = {loc: r["lid_accuracy"] for loc, r in report["languages"].items()}
     print(f"LID on test speakers: {lid}; recorded at fit: {summary['language_id']['accuracy']}")
     assert all(r["utterances"] >= 10 for r in report["languages"].values())
-    assert min(lid.values()) >= 0.6
+    assert min(lid.values()) >= 0.9
     assert np.isclose(sum(report["languages"]["de"]["lid_predicted"].values()),
                       report["languages"]["de"]["utterances"])

@@ -289,3 +289,22 @@ def test_inconsistent_feature_settings_are_refused(fake_data, tmp_path, capsys):
                      "--no-progress"]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and name in err and "Traceback" not in err
+
+
+def test_an_uncertain_language_is_warned_about(run_dir, audio_dir, tmp_path, capsys):
+    """A head with no opinion (every logit equal: 0.5 for two languages) still decodes, in its
+    first language, and says per file that the language was a guess."""
+    from asr.lid import LidRecord
+
+    model, pkg = load_package_model(run_dir)
+    model.lid.reset()
+    path = tmp_path / "coin.safetensors"
+    save_model(path, model, pkg.config, pkg.tokenizers, pkg.stats, lid=LidRecord(
+        dict.fromkeys(LOCALES, 0.97), dict.fromkeys(LOCALES, 10), dict.fromkeys(LOCALES, "dev"),
+        dict.fromkeys(LOCALES, 10)).to_dict())
+    assert main(["transcribe", "--model", str(path), str(audio_dir / "clip1.wav"), "--format",
+                 "json", "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["language_probability"] == pytest.approx(0.5)
+    assert "clip1.wav: language uncertain (de at 0.50); pass --lang" in out.err
+    assert "1 with an uncertain language" in out.err
