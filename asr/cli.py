@@ -391,7 +391,7 @@ def add_evaluate(sub) -> None:
         "evaluate", formatter_class=_formatter,
         help="score a model on a prepared split: WER/CER with 95%% intervals per language",
         description="Decode data/<locale>/<split>.jsonl (features from the cache when present) "
-        "and report per language WER and CER (jiwer, normalised text) with bootstrap 95%% "
+        "and report per language WER and CER (jiwer, normalised text) with bootstrap 95% "
         "intervals, S/D/I counts, hours, language-ID accuracy (multilingual models) and the "
         "worst utterances, as Markdown and JSON.")
     p.add_argument("--model", required=True, type=Path, help="run directory or model.safetensors")
@@ -437,10 +437,11 @@ def add_lid_fit(sub) -> None:
         "lid-fit", formatter_class=_formatter,
         help="fit a model's language identification on data of all its languages",
         description="Fit the language-ID head of a model file on its frozen encoder: pooled "
-        "statistics of up to 1000 training utterances per language (prepared data of every "
-        "language the model holds), a logistic regression with languages weighted equally; "
-        "its accuracy on held-out speakers (the dev split, or a share of train's speakers) is "
-        "recorded in the file, and transcribe --lang auto needs it to be at least 95%% in "
+        "statistics of up to 1000 training utterances per language plus held-out speakers "
+        "(the dev split, or a share of train's speakers) of every language the model holds, a "
+        "logistic regression with languages weighted equally; its accuracy on the held-out "
+        "speakers, cross-validated over speaker groups, is recorded in the file, and "
+        "transcribe --lang auto needs it to be at least 95% in "
         "every language. Training does this itself when its data covers every language; use "
         "this after fine-tuning on data of one language.")
     p.add_argument("--model", required=True, type=Path, help="run directory or model.safetensors")
