@@ -1,6 +1,7 @@
 import csv
 import json
 import math
+import shutil
 import warnings
 
 import pytest
@@ -260,10 +261,11 @@ def test_budget_per_language_scales_multilingual_runs(tmp_path, release):
 def test_per_strategy_grid_narrows_and_extends(tmp_path, release):
     path = write_config(tmp_path / "g.yaml", release,
                         strategies=("target_only", "joint", "joint_shuffled", "finetune"))
-    exp = load_experiment_config(path, [
+    overrides = [
         "grid.seeds=[0,1]",
         f"grid.per_strategy={{target_only: {{hours: [{HOURS[0]}, {HOURS[1]}, 0.01]}}, "
-        f"joint: {{hours: [{HOURS[0]}]}}, joint_shuffled: {{hours: [{HOURS[0]}], seeds: [1]}}}}"])
+        f"joint: {{hours: [{HOURS[0]}]}}, joint_shuffled: {{hours: [{HOURS[0]}], seeds: [1]}}}}"]
+    exp = load_experiment_config(path, overrides)
     assert exp.points(("joint_shuffled",)) == [(1, HOURS[0])]
     assert (0, 0.01) in exp.points() and (1, 0.01) in exp.points()
     with warnings.catch_warnings():
@@ -276,6 +278,11 @@ def test_per_strategy_grid_narrows_and_extends(tmp_path, release):
                 + [("joint", HOURS[0], s) for s in (0, 1)] + [("joint_shuffled", HOURS[0], 1)])
     assert grid == sorted(expected)
     assert [j.seed for j in jobs if j.strategy == "pretrain"] == [0, 1]
+    one = plan_jobs(load_experiment_config(path, [*overrides, "helpers.model_per_seed=false"]),
+                    tmp_path / "out")
+    pretrain = [j for j in one if j.strategy == "pretrain"]
+    assert [j.seed for j in pretrain] == [0]  # one helpers' model, every seed starts from it
+    assert {j.seed for j in one if j.starts_from is pretrain[0]} == {0, 1}
     assert not (tmp_path / "out" / "data" / "s0" / f"h{HOURS[0]:g}-shuffled").exists()
     assert (tmp_path / "out" / "data" / "s1" / f"h{HOURS[0]:g}-shuffled").exists()
     with pytest.raises(ConfigError, match="not in strategies"):
@@ -409,10 +416,12 @@ def test_ledger_carries_a_sweep_across_machines(release, tmp_path, monkeypatch, 
     elsewhere = run(cfg, tmp_path / "b")  # another machine: no run directories
     assert elsewhere["runs"] == first["runs"]
     assert capsys.readouterr().out.count("in the ledger") == 1 + 2 * len(HOURS)
-    # one progressive run lost from the ledger: it and the helpers' model are trained again
+    # beside the ledger: the one model later runs start from, and nothing else
+    state = Ledger(ledger_path).state_dir
+    assert [p.relative_to(state).parts[0].split("-s")[0] for p in state.rglob("*.*")] == ["pretrain"]
+    # one progressive run lost from the ledger: trained again from the carried helpers' model
     kept = [x for x in lines if not (json.loads(x)["strategy"] == "progressive"
                                      and json.loads(x)["hours"] == HOURS[0])]
-    ledger_path.write_text("\n".join(kept) + "\n")
     trained = []
 
     def fit(self, *args, **kwargs):
@@ -420,10 +429,57 @@ def test_ledger_carries_a_sweep_across_machines(release, tmp_path, monkeypatch, 
         return real_fit(self, *args, **kwargs)
 
     monkeypatch.setattr(asr.train.Trainer, "fit", fit)
+    ledger_path.write_text("\n".join(kept) + "\n")
     again = run(cfg, tmp_path / "c")
+    assert trained == [f"progressive-h{HOURS[0]:g}"]
+    assert [r["strategy"] for r in again["runs"]] == [r["strategy"] for r in first["runs"]]
+    # and without that model: the helpers' model is trained again too
+    shutil.rmtree(state)
+    ledger_path.write_text("\n".join(kept) + "\n")
+    trained.clear()
+    run(cfg, tmp_path / "d")
     assert sorted(trained) == ["pretrain", f"progressive-h{HOURS[0]:g}"]
     assert len(Ledger(ledger_path)) == 1 + 2 * len(HOURS)
-    assert [r["strategy"] for r in again["runs"]] == [r["strategy"] for r in first["runs"]]
+
+
+def test_an_unfinished_run_resumes_on_another_machine(release, tmp_path, monkeypatch):
+    """An interrupted run's resume state, mirrored beside the ledger, lets a sweep on a machine
+    without its run folder resume it (train seconds adding up) rather than start again; once
+    finished, the mirror is dropped."""
+    from asr.experiment import carry
+    from asr.experiment.ledger import Ledger
+
+    monkeypatch.setattr(carry, "CARRY_SECONDS", 0.0)
+    one_point = [f"target.hours=[{HOURS[0]}]"]
+    ledger_path = tmp_path / "docs" / "ledger.jsonl"
+    cfg = write_config(tmp_path / "u.yaml", release, strategies=("target_only",),
+                       max_steps=6, patience=5)
+    cfg.write_text(cfg.read_text() + f"ledger: {ledger_path}\n")
+    real_fit, real_init = asr.train.Trainer.fit, asr.train.Trainer.__init__
+    resumed = []
+
+    def crash(self, stop_at=None, **kwargs):
+        real_fit(self, stop_at=3, **kwargs)  # a state is saved at step 2, and mirrored
+        raise KeyboardInterrupt
+
+    def init(self, *args, **kwargs):
+        resumed.append(kwargs["resume"])
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(asr.train.Trainer, "__init__", init)
+    monkeypatch.setattr(asr.train.Trainer, "fit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tmp_path / "a", one_point)
+    state = Ledger(ledger_path).state_dir
+    (carried,) = state.iterdir()
+    assert (carried / "train_state.safetensors").exists() and len(Ledger(ledger_path)) == 0
+    seconds = json.loads((carried / "timing.json").read_text())["train_seconds"]
+    monkeypatch.setattr(asr.train.Trainer, "fit", real_fit)
+    report = run(cfg, tmp_path / "b", one_point)
+    assert resumed == [False, True]
+    (r,) = Ledger(ledger_path).runs.values()
+    assert r.steps == 6 and report["runs"][0]["steps"] == 6 and r.train_seconds > seconds
+    assert [p for p in state.iterdir()] == []  # finished, and nothing starts from it
 
 
 def test_report_quotes_no_ratio_from_a_capped_run():

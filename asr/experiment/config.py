@@ -53,6 +53,11 @@ class HelperSpec:
     locales: tuple[str, ...]
     hours: float | None = None  # per helper language; None: the whole training pool
     seed: int = 0  # seed of the helpers' subsets (fixed across the grid's seeds)
+    # True: one helpers' model per seed of the grid; False: one, trained with the grid's
+    # smallest seed, that every seed's runs start from (the seeds then vary the target subset
+    # and the later training, not the pretraining: the usual practice, and a pretraining
+    # longer than a session is paid once)
+    model_per_seed: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,6 +36,12 @@ class Ledger:
                 runs[run.key] = run
         return runs
 
+    @property
+    def state_dir(self) -> Path:
+        """Where runs' state outlives a machine (carry.py): models that later runs start
+        from, and unfinished runs' resume state."""
+        return self.path.parent / "state"
+
     def get(self, key: str) -> RunResult | None:
         return self.runs.get(key)
 

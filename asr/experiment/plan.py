@@ -124,6 +124,7 @@ class Job:
     starts_from: Job | None = None  # the run whose model it starts from
     key: str = ""
     run_dir: Path = Path()
+    carried: Path | None = None  # where its state outlives this machine (carry.py), if kept
 
     @property
     def record(self) -> Strategy | None:
@@ -155,10 +156,13 @@ def plan_jobs(exp: ExperimentConfig, root: Path) -> list[Job]:
 
     # the helpers' model: the start of some strategies, the "before" of every forgetting row
     others = [s for s in exp.grid.strategies if STRATEGIES[s].scored_on_helpers]
-    for seed in sorted({seed for s in others for seed in exp.seeds_for(s)}):
+    seeds = sorted({seed for s in others for seed in exp.seeds_for(s)})
+    for seed in seeds if exp.helpers.model_per_seed else seeds[:1]:
         pretrains[seed] = keyed(Job(PRETRAIN, seed, None, run_config(exp, PRETRAIN, seed),
                                     data / "helpers", helpers, helpers))
         jobs.append(pretrains[seed])
+    for seed in seeds:  # one helpers' model for every seed, unless one per seed
+        pretrains.setdefault(seed, pretrains[seeds[0]])
     joint: dict[tuple[int, float], Job] = {}
     # a joint run before the runs that start from it
     order = sorted(exp.grid.strategies, key=lambda n: strategy(n).start == "joint_model")

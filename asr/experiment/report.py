@@ -167,10 +167,12 @@ def ratios(rows: list[dict]) -> list[dict]:
 
 
 def forgetting(results: list[RunResult], helpers: list[str], metric: str = "wer") -> list[dict]:
-    """Helper error rate (`metric`: wer or cer) of the helpers' pretrained model (same seed)
-    before, and of each run after; means over seeds per (strategy, hours), and the largest
+    """Helper error rate (`metric`: wer or cer) of the helpers' pretrained model (same seed,
+    or the only one) before, and of each run after; means over seeds per (strategy, hours), and the largest
     change of any seed. Only strategies whose model knows the helpers have a row."""
     before = {r.seed: r.test for r in results if r.strategy == PRETRAIN}
+    if len(before) == 1:  # one helpers' model for every seed (helpers.model_per_seed false)
+        before = dict.fromkeys({r.seed for r in results}, next(iter(before.values())))
     groups: dict[tuple[str, float], list[RunResult]] = {}
     for r in results:
         if (r.strategy in STRATEGIES and STRATEGIES[r.strategy].scored_on_helpers
@@ -333,7 +335,7 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
                       if r["clearly_better"] else "worse (intervals apart)" if r["clearly_worse"]
                       else "intervals overlap"] for r in ratio_rows])
     lines += ["", f"## Forgetting: helper error rates before and after adding {target}", "",
-              "Before: the helpers' pretrained model of the same seed. After: the run's model. "
+              "Before: the helpers' pretrained model (of the same seed, when there is one per seed). After: the run's model. "
               "finetune and progressive start from that model; joint runs are trained from "
               "scratch, so for them the change compares two models rather than one model twice. "
               "Progressive columns are frozen, so their change must be exactly 0. Rates in %, "

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from asr.device import cpu_cores
+from asr.experiment import carry
 from asr.experiment.ledger import Ledger
 from asr.experiment.plan import Job
 from asr.experiment.results import LocaleScores, Metric, RunResult
@@ -48,7 +49,8 @@ def share_cores() -> None:
 def train_job(job: Job, device: str, progress: bool, share: bool = False) -> None:
     """Train (or resume) a run until its summary.json exists; wall time adds up in timing.json.
     How the model starts and what is frozen come from the strategy's record. `share`:
-    re-balance torch threads after every update (share_cores)."""
+    re-balance torch threads after every update (share_cores). With `job.carried`, the resume
+    state is mirrored there every CARRY_SECONDS (carry.py)."""
     from asr.train import Trainer
 
     out = job.run_dir
@@ -64,7 +66,10 @@ def train_job(job: Job, device: str, progress: bool, share: bool = False) -> Non
                                 freeze=s.freeze if s else (),
                                 resume=(out / "train_state.safetensors").exists(), device=device,
                                 progress=progress)
-    trainer.fit(each_step=share_cores if share else None)
+    hooks = [share_cores] if share else []
+    if job.carried is not None:
+        hooks.append(carry.Mirror(out, job.carried, timing))
+    trainer.fit(each_step=(lambda: [hook() for hook in hooks]) if hooks else None)
     write_json(out / "timing.json", {"train_seconds": timing["train_seconds"]
                                      + time.perf_counter() - t0,
                                      "sessions": timing["sessions"] + 1})
@@ -160,6 +165,8 @@ def execute_job(job: Job, device: str, facts: dict, progress: bool = True, threa
     with contextlib.ExitStack() as stack:
         # one writer per run folder: scoring and tidying too, not only the Trainer's part
         stack.enter_context(FolderLock(job.run_dir, "run folder"))
+        if job.carried is not None and carry.restore(job.run_dir, job.carried) == "resume":
+            print(f"{job.label}: resuming from the state carried in {job.carried}", flush=True)
         if log:
             f = stack.enter_context(open(job.run_dir / "train.log", "a", encoding="utf-8"))
             stack.enter_context(contextlib.redirect_stdout(f))
@@ -184,9 +191,10 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
     """Run every unfinished job, `workers` at a time, each after the model it starts from.
 
     A job is finished when its run directory holds its result, or the `ledger` does; each
-    job that finishes here is added to the ledger. A helpers' model recorded only in the
-    ledger (trained on another machine) is trained again here when a pending run starts from
-    it.
+    job that finishes here is added to the ledger. With a ledger, state outlives the machine
+    (carry.py): an unfinished run resumes from the state carried beside the ledger, and a
+    model that pending runs start from, recorded only in the ledger, is taken from there (or,
+    when it was not kept, trained again here).
 
     Prints one line per run started and finished (k/N, strategy, hours, seed, ETA); with
     workers > 1 on a terminal, also a live line per running run (job_board.py); at the end, a
@@ -194,6 +202,10 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
     number = {id(j): k for k, j in enumerate(jobs, 1)}
     board = JobBoard(live=None if progress else False)
     results = {}
+    starts = {id(j.starts_from) for j in jobs if j.starts_from is not None}
+    if ledger is not None:
+        for job in jobs:
+            job.carried = carry.carried_dir(ledger.state_dir, job.run_dir)
     for job in jobs:
         if (r := finished_result(job)) is not None:
             results[id(job)] = r
@@ -203,14 +215,19 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
                       f"({job.run_dir.name})")
             if ledger is not None and job.key not in ledger:
                 ledger.add(r)
+                if id(job) in starts:
+                    carry.keep_model(job.run_dir, job.carried)
         elif ledger is not None and (r := ledger.get(job.key)) is not None:
             results[id(job)] = r
             board.say(f"[{number[id(job)]}/{len(jobs)}] {job.label}: in the ledger "
                       f"(trained on {r.machine})")
     for job in jobs:  # a model this machine lacks, needed by a run still to train
-        if (id(job) not in results and job.starts_from is not None
-                and not (job.starts_from.run_dir / "model.safetensors").exists()):
-            results.pop(id(job.starts_from), None)
+        if id(job) not in results and job.starts_from is not None:
+            start = job.starts_from
+            if start.carried is not None and carry.restore(start.run_dir, start.carried):
+                board.say(f"{start.label}: model taken from {start.carried}")
+            if not (start.run_dir / "model.safetensors").exists():
+                results.pop(id(start), None)  # trained again here
     pending = [j for j in jobs if id(j) not in results]
     began: dict[int, float] = {}
     durations: list[float] = []  # wall seconds of the runs finished in this call
@@ -228,6 +245,10 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
         results[id(job)] = r
         if ledger is not None:
             ledger.add(r)
+            if id(job) in starts:  # later runs, here or elsewhere, start from its model
+                carry.keep_model(job.run_dir, job.carried)
+            else:
+                carry.drop(job.carried)
         durations.append(time.perf_counter() - began[id(job)])
         board.say(f"[{number[id(job)]}/{len(jobs)}] {job.label}: {_score(r, target)}, stopped "
                   f"at step {r.steps} of {r.max_steps}, {r.train_seconds:.0f} s")
