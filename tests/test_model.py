@@ -270,3 +270,19 @@ def test_backward_under_bf16_autocast():
     grads = [p.grad for n, p in model.named_parameters() if p.requires_grad and not n.startswith(
         ("heads.fr", "heads.zh-CN", "above.fr", "above.zh-CN"))]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_conv_module_finishes_under_bf16_autocast_on_two_threads():
+    """oneDNN's bf16 depthwise kernel never finished compiling for (B=1, T=56) on 2 threads
+    (AMD EPYC Zen 4): a training run hung. Run in a child process, so a hang fails the test."""
+    import subprocess
+    import sys
+
+    code = ("import torch\nfrom asr.model.encoder import ConvModule\ntorch.set_num_threads(2)\n"
+            "m = ConvModule(144, 15, 0.0)\n"
+            "for t in (56, 64):\n"
+            "    x = torch.randn(1, t, 144, requires_grad=True)\n"
+            "    with torch.autocast('cpu', dtype=torch.bfloat16):\n"
+            "        y = m(x, torch.ones(1, t, dtype=torch.bool))\n"
+            "    y.float().sum().backward()\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

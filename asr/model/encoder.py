@@ -150,10 +150,16 @@ class ConvModule(nn.Module):
         # activations, which is channels_last: no copy, and oneDNN's NHWC depthwise kernel.
         # Measured on one CPU core, the same result as conv1d on the transposed tensor, 17x
         # faster forward and 4x faster forward + backward.
+        # In float32 on the CPU: under bf16 autocast with 2 or more threads, oneDNN's bf16
+        # depthwise kernel (brdgmm) never finishes compiling for some shapes (e.g. B=1, T=56 or
+        # 64 on an AMD EPYC Zen 4: a training run hung mid-epoch); float32 has no such shape
+        # (B 1-21 x T 5-400, 1, 2 and 4 threads, measured) and this conv is a sliver of the FLOPs.
         dw = self.depthwise
-        y = F.conv2d(y.unsqueeze(1).permute(0, 3, 1, 2),  # (B, D, 1, T), channels_last
-                     dw.weight.unsqueeze(2).to(memory_format=torch.channels_last), dw.bias,
-                     padding=(0, dw.padding[0]), groups=dw.groups)
+        cpu = y.device.type == "cpu"
+        with torch.autocast(y.device.type, enabled=not cpu and torch.is_autocast_enabled(y.device.type)):
+            y = F.conv2d((y.float() if cpu else y).unsqueeze(1).permute(0, 3, 1, 2),  # (B, D, 1, T)
+                         dw.weight.unsqueeze(2).to(memory_format=torch.channels_last), dw.bias,
+                         padding=(0, dw.padding[0]), groups=dw.groups)  # channels_last
         y = y.permute(0, 2, 3, 1).squeeze(1)  # (B, T, D)
         return self.drop(self.pointwise_out(F.silu(self.conv_norm(y))))
 
