@@ -330,6 +330,8 @@ def test_headline_skips_controls_and_warns_of_a_capped_baseline():
     assert "(finetune)" in text and "at least 5.00x" in text and "Caution" not in text
     assert "(joint)" in headline(rows[:2], "zh-CN")  # the control is never the headline
     assert "1, 2 h was stopped by the update cap" in headline(rows, "zh-CN", [1.0, 2.0])
+    # every target-only run capped: no ratio, and the headline says why (not "no runs")
+    assert "stopped by the update cap at every amount (0.1, 0.3 h)" in headline([], "zh-CN", [0.1, 0.3])
 
 
 def test_strategies_are_one_table_of_records():

@@ -242,6 +242,13 @@ def headline(ratio_rows: list[dict], target: str, capped: list[float] = ()) -> s
     or the target-only curve it is read from was cut short by the update cap."""
     main = [r for r in ratio_rows
             if STRATEGIES[r["strategy"]].role == "transfer" and r["kind"] in ("within", "above")]
+    if not ratio_rows and capped:
+        return (f"Target-only training was stopped by the update cap at every amount "
+                f"({', '.join(f'{h:g}' for h in capped)} h), not by convergence, so no "
+                "data-efficiency ratio is quoted: one read off an unconverged curve measures how "
+                "much faster a model trains, not how much data it saves. Compare the CERs at equal "
+                "hours below, or train to convergence (train.schedule=plateau, a higher "
+                "budget.max_steps).")
     if not ratio_rows:
         return "No target-only runs: no data-efficiency ratio can be computed."
     if not main:
