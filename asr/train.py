@@ -287,12 +287,16 @@ class Trainer:
         self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
                                     if k.startswith("model.")})
         missing = [loc for loc in self.model.languages if loc not in self.lid_splits]
-        if missing:
-            tqdm.write(f"language ID not fitted: no training data for {', '.join(missing)}; "
-                       "fit it later with asr lid-fit")
+        reason = (f"layout {list(self.model.config.layout)} has per-language input blocks: the "
+                  "language must be known before the encoder runs"
+                  if self.model.lid_needs_locale else
+                  f"no training data for {', '.join(missing)}" if missing else None)
+        if reason:
+            tqdm.write(f"language ID not fitted: {reason}"
+                       + ("; fit it later with asr lid-fit" if missing else ""))
             self.model.lid.reset()
             self._save_model(path, step=meta["step"])
-            return {"fitted": False, "reason": f"no training data for {', '.join(missing)}"}
+            return {"fitted": False, "reason": reason}
         t0 = time.perf_counter()
         record = fit_language_id(self.model, self.lid_splits, self.stats, self.device,
                                  progress=tqdm.write if self.progress else None)

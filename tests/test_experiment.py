@@ -310,19 +310,26 @@ def test_progressive_variants_differ_only_in_their_column(tmp_path, release):
 
 
 def test_glance_pivots_strategies_by_hours_and_bolds_the_best():
-    def row(s, h, cer):
-        return {"strategy": s, "hours": h, "cer": cer, "cer_lo": cer - 0.1, "cer_hi": cer + 0.1}
+    def row(s, h, cer, layout=None):
+        name = s + (f" {'-'.join(map(str, layout))}" if layout else "")
+        return {"strategy": s, "layout": layout, "name": name, "hours": h, "cer": cer,
+                "cer_lo": cer - 0.1, "cer_hi": cer + 0.1}
 
     lines = glance([row("finetune", 0.1, 0.3), row("target_only", 0.1, 0.5),
                     row("target_only", 1.0, 0.2)])
     assert lines[0] == "| strategy | 0.1 h | 1 h |"
     assert lines[2] == "| target_only | 50.0 (40.0-60.0) | **20.0 (10.0-30.0)** |"
     assert lines[3] == "| finetune | **30.0 (20.0-40.0)** |  |"
+    # a layout sweep: one row per layout, in layout order, after the strategy's table rank
+    lines = glance([row("joint", 0.1, 0.4, (0, 3, 1)), row("joint", 0.1, 0.3, (0, 2, 2)),
+                    row("target_only", 0.1, 0.5)])
+    assert [x.split(" |")[0] for x in lines[2:]] == ["| target_only", "| joint 0-2-2", "| joint 0-3-1"]
 
 
 def test_headline_skips_controls_and_warns_of_a_capped_baseline():
     def row(strategy, ratio, kind="within"):
-        return {"strategy": strategy, "hours": 0.1, "cer": 0.5, "equivalent_hours": ratio * 0.1,
+        return {"strategy": strategy, "name": strategy, "hours": 0.1, "cer": 0.5,
+                "equivalent_hours": ratio * 0.1,
                 "ratio": ratio, "kind": kind, "clearly_better": True}
 
     rows = [row("joint_shuffled", 3.0), row("joint", 2.0), row("finetune", 5.0, "above")]
@@ -488,8 +495,8 @@ def test_report_quotes_no_ratio_from_a_capped_run():
     from asr.experiment.report import ratios
 
     def row(strategy, hours, cer, capped=False):
-        return {"strategy": strategy, "hours": hours, "actual_hours": hours, "cer": cer,
-                "cer_lo": cer - 0.05, "cer_hi": cer + 0.05, "hit_cap": [capped]}
+        return {"strategy": strategy, "name": strategy, "hours": hours, "actual_hours": hours,
+                "cer": cer, "cer_lo": cer - 0.05, "cer_hi": cer + 0.05, "hit_cap": [capped]}
 
     rows = [row("target_only", 0.1, 0.8), row("target_only", 0.2, 0.6),
             row("target_only", 0.4, 0.4, capped=True), row("finetune", 0.1, 0.5),
@@ -531,3 +538,51 @@ def test_two_sweeps_adding_to_one_ledger_keep_both_runs(tmp_path):
     b.add(result("bbb", 0.2))  # b never saw a's run: the file still keeps it
     assert sorted(Ledger(tmp_path / "ledger.jsonl").runs) == ["aaa", "bbb"]
     assert not (tmp_path / ".asr.lock").exists()
+
+
+def test_layouts_are_a_sweep_dimension(tmp_path, release):
+    """Sharing depth: each layout of joint and finetune is its own run (in its key, its folder
+    and its result), finetune of a layout starts from the helpers' model of that layout, and
+    the report shows the layouts side by side."""
+    from asr.experiment.results import RunResult
+
+    path = write_config(tmp_path / "lay.yaml", release, strategies=("target_only", "joint",
+                                                                     "finetune"))
+    layouts = "[[0, 1, 1], [0, 0, 2]]"
+    overrides = ["run.overrides=[model.d_model=32, data.batch_frames=2000, 'model.layout=[0,2,0]']",
+                 f"target.hours=[{HOURS[1]}]",
+                 f"grid.per_strategy={{joint: {{layouts: {layouts}}}, "
+                 f"finetune: {{layouts: {layouts}}}}}"]
+    exp = load_experiment_config(path, overrides)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepare_experiment_data(exp, tmp_path / "out", run_config(exp, "joint", 0).features)
+    jobs = plan_jobs(exp, tmp_path / "out")
+    got = sorted((j.strategy, j.layout) for j in jobs)
+    assert got == sorted([("pretrain", (0, 1, 1)), ("pretrain", (0, 0, 2)), ("target_only", None),
+                          ("joint", (0, 1, 1)), ("joint", (0, 0, 2)),
+                          ("finetune", (0, 1, 1)), ("finetune", (0, 0, 2))])
+    for j in jobs:
+        assert j.cfg.model.layout == (j.layout or (0, 2, 0))
+        if j.starts_from is not None:
+            assert j.starts_from.layout == j.layout
+    assert len({j.key for j in jobs}) == len(jobs) and "-L0-1-1-" in str(jobs[0].run_dir) + "".join(
+        str(j.run_dir) for j in jobs)
+    with pytest.raises(ConfigError, match="progressive column keeps"):
+        load_experiment_config(path, ["grid.strategies=[progressive]",
+                                      f"grid.per_strategy={{progressive: {{layouts: {layouts}}}}}"])
+    report = run(path, tmp_path / "out", overrides)
+    names = {r["name"] for r in report["aggregate"]}
+    assert names == {"target_only", "joint 0-1-1", "joint 0-0-2", "finetune 0-1-1",
+                     "finetune 0-0-2"}
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "| finetune 0-0-2 |" in md and "| joint 0-1-1 |" in md
+    assert {r["layout"] for r in csv.DictReader(open(tmp_path / "out" / "results.csv"))} == {
+        "", "0-1-1", "0-0-2"}
+    # forgetting compares each finetune layout with the helpers' model of that layout
+    pre = {tuple(j.layout): RunResult.load(j.run_dir / "result.json")
+           for j in jobs if j.strategy == "pretrain"}
+    for f in report["forgetting_cer"]:
+        if f["strategy"] == "finetune":
+            layout = tuple(int(x) for x in f["name"].split()[1].split("-"))
+            assert f["de"]["before"] == pre[layout].test["de"].rate("cer")

@@ -68,6 +68,10 @@ class StrategyGrid:
     hours: tuple[float, ...] | None = None
     seeds: tuple[int, ...] | None = None
     overrides: tuple[str, ...] = ()
+    # model.layout values [below, shared, above], one run each (the helpers' model it starts
+    # from, if any, with the same layout): which layers to share, as a sweep dimension.
+    # None: the run config's own layout
+    layouts: tuple[tuple[int, int, int], ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +92,12 @@ class GridSpec:
             if (g.hours is not None and (not g.hours or min(g.hours) <= 0)) or g.seeds == ():
                 raise ValueError(f"per_strategy.{s}: give at least one positive hours value "
                                  "and one seed")
+            if g.layouts is not None:
+                if not g.layouts or len(set(g.layouts)) != len(g.layouts):
+                    raise ValueError(f"per_strategy.{s}.layouts: give distinct layouts")
+                if strategy(s).start == "helpers_column":
+                    raise ValueError(f"per_strategy.{s}.layouts: a progressive column keeps the "
+                                     "layout of the helpers' column; layouts are for the others")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +146,11 @@ class ExperimentConfig:
     def seeds_for(self, strategy: str) -> tuple[int, ...]:
         g = self.grid.per_strategy.get(strategy)
         return g.seeds if g and g.seeds is not None else self.grid.seeds
+
+    def layouts_for(self, strategy: str) -> tuple[tuple[int, int, int] | None, ...]:
+        """The layouts a strategy runs with; (None,): the run config's own."""
+        g = self.grid.per_strategy.get(strategy)
+        return g.layouts if g and g.layouts is not None else (None,)
 
     def points(self, strategies: tuple[str, ...] | None = None) -> list[tuple[int, float]]:
         """The (seed, target hours) points that these strategies (default: all) train on."""

@@ -23,8 +23,10 @@ EXPERIMENT_FORMAT = 3  # bump when a code change changes what a run computes (3:
 CODE_PACKAGES = ("polyglot-asr", "torch", "numpy", "sentencepiece", "jiwer")  # in every run key
 
 
-def run_config(exp: ExperimentConfig, strategy: str, seed: int) -> RunConfig:
-    """The run config of one run: base + overrides + seed + the budget rule."""
+def run_config(exp: ExperimentConfig, strategy: str, seed: int,
+               layout: tuple[int, int, int] | None = None) -> RunConfig:
+    """The run config of one run: base + overrides + seed + the budget rule (+ the layout
+    of a sharing-depth sweep, last)."""
     b = exp.budget
     helpers, target = list(exp.helpers.locales), exp.target.locale
     if strategy == PRETRAIN:
@@ -40,7 +42,14 @@ def run_config(exp: ExperimentConfig, strategy: str, seed: int) -> RunConfig:
     overrides += own
     if strategy in exp.grid.per_strategy:
         overrides += exp.grid.per_strategy[strategy].overrides
+    if layout is not None:
+        overrides.append(f"model.layout=[{','.join(map(str, layout))}]")
     return load_run_config(exp.run.base, overrides)
+
+
+def layout_name(layout: tuple[int, int, int] | None) -> str:
+    """"0-3-1" for [below, shared, above]; "" for the run config's own layout."""
+    return "" if layout is None else "-".join(map(str, layout))
 
 
 def needs_pretrain(exp: ExperimentConfig) -> bool:
@@ -122,6 +131,7 @@ class Job:
     locales: list[str]  # languages it trains on
     eval_locales: list[str]  # languages whose test sets it is scored on
     starts_from: Job | None = None  # the run whose model it starts from
+    layout: tuple[int, int, int] | None = None  # a sharing-depth sweep's; None: the config's
     key: str = ""
     run_dir: Path = Path()
     carried: Path | None = None  # where its state outlives this machine (carry.py), if kept
@@ -133,9 +143,10 @@ class Job:
 
     @property
     def label(self) -> str:
+        layout = f" layout {layout_name(self.layout)}" if self.layout else ""
         if self.strategy == PRETRAIN:
-            return f"pretrain helpers seed {self.seed}"
-        return f"{self.strategy} {self.hours:g} h seed {self.seed}"
+            return f"pretrain helpers{layout} seed {self.seed}"
+        return f"{self.strategy}{layout} {self.hours:g} h seed {self.seed}"
 
 
 def plan_jobs(exp: ExperimentConfig, root: Path) -> list[Job]:
@@ -151,33 +162,42 @@ def plan_jobs(exp: ExperimentConfig, root: Path) -> list[Job]:
                     "pretrain": job.starts_from.key if job.starts_from else None, "versions": versions}
         job.key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
         name = PRETRAIN if job.hours is None else f"{job.strategy}-h{job.hours:g}"
-        job.run_dir = root / "runs" / f"{name}-s{job.seed}-{job.key}"
+        layout = f"-L{layout_name(job.layout)}" if job.layout else ""
+        job.run_dir = root / "runs" / f"{name}{layout}-s{job.seed}-{job.key}"
         return job
 
-    # the helpers' model: the start of some strategies, the "before" of every forgetting row
+    # the helpers' model: the start of some strategies, the "before" of every forgetting row;
+    # one per layout that a strategy starting from it runs with
     others = [s for s in exp.grid.strategies if STRATEGIES[s].scored_on_helpers]
     seeds = sorted({seed for s in others for seed in exp.seeds_for(s)})
-    for seed in seeds if exp.helpers.model_per_seed else seeds[:1]:
-        pretrains[seed] = keyed(Job(PRETRAIN, seed, None, run_config(exp, PRETRAIN, seed),
-                                    data / "helpers", helpers, helpers))
-        jobs.append(pretrains[seed])
-    for seed in seeds:  # one helpers' model for every seed, unless one per seed
-        pretrains.setdefault(seed, pretrains[seeds[0]])
-    joint: dict[tuple[int, float], Job] = {}
+    layouts = list(dict.fromkeys(
+        [lay for s in others if strategy(s).start in ("helpers_model", "helpers_column")
+         for lay in exp.layouts_for(s)] or [None]))
+    for layout in layouts:
+        for seed in seeds if exp.helpers.model_per_seed else seeds[:1]:
+            pretrains[seed, layout] = keyed(Job(
+                PRETRAIN, seed, None, run_config(exp, PRETRAIN, seed, layout), data / "helpers",
+                helpers, helpers, layout=layout))
+            jobs.append(pretrains[seed, layout])
+        for seed in seeds:  # one helpers' model for every seed, unless one per seed
+            pretrains.setdefault((seed, layout), pretrains[seeds[0], layout])
+    joint: dict[tuple[int, float, tuple | None], Job] = {}
     # a joint run before the runs that start from it
     order = sorted(exp.grid.strategies, key=lambda n: strategy(n).start == "joint_model")
     for seed, h in exp.points():
         for name in order:
             s = strategy(name)
-            if seed in exp.seeds_for(name) and h in exp.hours_for(name):
+            if seed not in exp.seeds_for(name) or h not in exp.hours_for(name):
+                continue
+            for layout in exp.layouts_for(name):
                 point = point_dir(data, seed, h, shuffled=s.helper_text == "shuffled")
                 evals = [tgt, *helpers] if s.scored_on_helpers else [tgt]
-                start = (joint[seed, h] if s.start == "joint_model"
-                         else pretrains[seed] if s.needs_model else None)
-                job = keyed(Job(name, seed, h, run_config(exp, name, seed), point,
-                                s.languages(helpers, tgt), evals, start))
+                start = (joint[seed, h, layout] if s.start == "joint_model"
+                         else pretrains[seed, layout] if s.needs_model else None)
+                job = keyed(Job(name, seed, h, run_config(exp, name, seed, layout), point,
+                                s.languages(helpers, tgt), evals, start, layout=layout))
                 if name == "joint":
-                    joint[seed, h] = job
+                    joint[seed, h, layout] = job
                 jobs.append(job)
     return jobs
 
@@ -196,3 +216,9 @@ def check_starts(exp: ExperimentConfig) -> None:
                 raise ConfigError(f"{name} at {hours:g} h seed {seed} starts from the joint run "
                                   "there, which the grid does not hold: add joint at those hours "
                                   "and seeds")
+            stray = [lay for lay in exp.layouts_for(name)
+                     if has_joint and lay not in exp.layouts_for("joint")]
+            if stray:
+                raise ConfigError(f"{name} with layout {layout_name(stray[0]) or 'of the run config'} "
+                                  "starts from the joint run of that layout, which the grid does "
+                                  "not hold: give joint the same layouts")

@@ -110,18 +110,20 @@ def own_metrics(results: list[RunResult], target: str) -> list[str]:
 
 
 def aggregate(results: list[RunResult], target: str, helpers: list[str]) -> list[dict]:
-    """One row per (strategy, hours): seed means, pooled interval, stopping steps."""
+    """One row per (strategy, layout, hours): seed means, pooled interval, stopping steps.
+    "name" is what the tables show: the strategy, with its layout in a sharing-depth sweep."""
     groups: dict[tuple[str, float], list[RunResult]] = {}
     for r in results:
         if r.strategy != PRETRAIN:
-            groups.setdefault((r.strategy, r.hours), []).append(r)
+            groups.setdefault((r.variant, r.hours), []).append(r)
     own = own_metrics(results, target)
     rows = []
-    for (strategy, hours), runs in sorted(groups.items(), key=lambda kv: _order(*kv[0])):
+    for (name, hours), runs in sorted(groups.items(), key=lambda kv: _order_run(kv[1][0])):
         runs = sorted(runs, key=lambda r: r.seed)
         t = [r.test[target] for r in runs]
         lo, hi = pooled_interval(t)
-        row = {"strategy": strategy, "hours": hours, "seeds": [r.seed for r in runs],
+        row = {"strategy": runs[0].strategy, "layout": runs[0].layout, "name": name,
+               "hours": hours, "seeds": [r.seed for r in runs],
                "actual_hours": float(np.mean([r.actual_hours for r in runs])),
                "cer": float(np.mean([x.rate("cer") for x in t])), "cer_lo": lo, "cer_hi": hi,
                "own": {m: float(np.mean([x.rate(m) for x in t])) for m in own},
@@ -154,7 +156,7 @@ def ratios(rows: list[dict]) -> list[dict]:
         if r["strategy"] == BASELINE:
             continue
         b = base.get(r["hours"])
-        row = {"strategy": r["strategy"], "hours": r["hours"], "cer": r["cer"],
+        row = {"strategy": r["strategy"], "name": r["name"], "hours": r["hours"], "cer": r["cer"],
                "clearly_better": None if b is None else r["cer_hi"] < b["cer_lo"],
                "clearly_worse": None if b is None else r["cer_lo"] > b["cer_hi"]}
         if any(r["hit_cap"]):
@@ -170,20 +172,32 @@ def forgetting(results: list[RunResult], helpers: list[str], metric: str = "wer"
     """Helper error rate (`metric`: wer or cer) of the helpers' pretrained model (same seed,
     or the only one) before, and of each run after; means over seeds per (strategy, hours), and the largest
     change of any seed. Only strategies whose model knows the helpers have a row."""
-    before = {r.seed: r.test for r in results if r.strategy == PRETRAIN}
-    if len(before) == 1:  # one helpers' model for every seed (helpers.model_per_seed false)
-        before = dict.fromkeys({r.seed for r in results}, next(iter(before.values())))
+    pretrains = [r for r in results if r.strategy == PRETRAIN]
+
+    def before(r: RunResult) -> RunResult | None:
+        """The helpers' model of the run's seed and layout; else of its layout (one for
+        every seed: helpers.model_per_seed false); else of its seed; else the only one."""
+        for match in (lambda p: p.seed == r.seed and p.layout == r.layout,
+                      lambda p: p.layout == r.layout,
+                      lambda p: p.seed == r.seed and p.layout is None,
+                      lambda p: len(pretrains) == 1):
+            found = [p for p in pretrains if match(p)]
+            if found:
+                return found[0]
+        return None
+
     groups: dict[tuple[str, float], list[RunResult]] = {}
     for r in results:
         if (r.strategy in STRATEGIES and STRATEGIES[r.strategy].scored_on_helpers
-                and r.seed in before):
-            groups.setdefault((r.strategy, r.hours), []).append(r)
+                and before(r) is not None):
+            groups.setdefault((r.variant, r.hours), []).append(r)
     rows = []
-    for (strategy, hours), runs in sorted(groups.items(), key=lambda kv: _order(*kv[0])):
-        row = {"strategy": strategy, "hours": hours, "seeds": sorted(r.seed for r in runs)}
+    for (name, hours), runs in sorted(groups.items(), key=lambda kv: _order_run(kv[1][0])):
+        row = {"strategy": runs[0].strategy, "name": name, "hours": hours,
+               "seeds": sorted(r.seed for r in runs)}
         changes = []
         for loc in helpers:
-            b = [before[r.seed][loc].rate(metric) for r in runs]
+            b = [before(r).test[loc].rate(metric) for r in runs]
             a = [r.test[loc].rate(metric) for r in runs]
             changes += [y - x for x, y in zip(b, a, strict=True)]
             row[loc] = {"before": float(np.mean(b)), "after": float(np.mean(a)),
@@ -193,9 +207,13 @@ def forgetting(results: list[RunResult], helpers: list[str], metric: str = "wer"
     return rows
 
 
-def _order(strategy: str, hours: float | None) -> tuple:
-    """Strategies in the order of their table (strategies.py), then hours."""
-    return (rank(strategy), hours or 0.0)
+def _order(strategy: str, hours: float | None, layout: tuple | None = None) -> tuple:
+    """Strategies in the order of their table (strategies.py), then layouts, then hours."""
+    return (rank(strategy), layout or (), hours or 0.0)
+
+
+def _order_run(r: RunResult) -> tuple:
+    return _order(r.strategy, r.hours, r.layout)
 
 
 def metric_description(metric: str, locale: str) -> str:
@@ -219,7 +237,7 @@ def run_rows(results: list[RunResult], target: str, helpers: list[str]) -> list[
     """The per-run table (results.csv)."""
     own = own_metrics(results, target)
     out = []
-    for r in sorted(results, key=lambda r: (*_order(r.strategy, r.hours), r.seed)):
+    for r in sorted(results, key=lambda r: (*_order_run(r), r.seed)):
         t = r.test.get(target)
         ci = t.metrics["cer"].ci95 if t else (None, None)
         row = {"strategy": r.strategy, "target_hours": r.hours, "actual_hours": r.actual_hours,
@@ -233,6 +251,7 @@ def run_rows(results: list[RunResult], target: str, helpers: list[str]) -> list[
         row |= {k: getattr(r, k) for k in ("parameters", "trainable_parameters", "train_seconds",
                                            "steps", "best_step", "stopped_early", "max_steps",
                                            "run_dir")}
+        row["layout"] = "-".join(map(str, r.layout)) if r.layout else ""
         out.append(row)
     return out
 
@@ -256,11 +275,11 @@ def headline(ratio_rows: list[dict], target: str, capped: list[float] = ()) -> s
                 f"its fewest hours: no data-efficiency gain was measured for {target}.")
     best = max(main, key=lambda r: (r["ratio"], r["kind"] == "within"))
     if best["kind"] == "within":
-        text = (f"With the helper languages ({best['strategy']}), {best['hours']:g} h of {target} "
+        text = (f"With the helper languages ({best['name']}), {best['hours']:g} h of {target} "
                 f"reach the CER ({100 * best['cer']:.1f}%) that {best['equivalent_hours']:.3g} h "
                 f"of {target} alone reach: a data-efficiency ratio of {best['ratio']:.2f}x.")
     else:
-        text = (f"With the helper languages ({best['strategy']}), {best['hours']:g} h of {target} "
+        text = (f"With the helper languages ({best['name']}), {best['hours']:g} h of {target} "
                 f"({100 * best['cer']:.1f}% CER) beat target-only training at every amount "
                 f"measured (up to {best['equivalent_hours']:.3g} h): a ratio of at least "
                 f"{best['ratio']:.2f}x.")
@@ -282,8 +301,9 @@ def baseline_capped(rows: list[dict]) -> list[float]:
 def glance(rows: list[dict]) -> list[str]:
     """A strategy x hours table of mean CER with intervals, the best of each column in bold."""
     hours = sorted({r["hours"] for r in rows})
-    strategies = sorted({r["strategy"] for r in rows}, key=lambda s: _order(s, None))
-    cell = {(r["strategy"], r["hours"]): r for r in rows}
+    order = {r["name"]: _order(r["strategy"], None, r["layout"]) for r in rows}
+    strategies = sorted(order, key=order.get)
+    cell = {(r["name"], r["hours"]): r for r in rows}
     best = {h: min(r["cer"] for r in rows if r["hours"] == h) for h in hours}
 
     def show(r: dict | None) -> str:
@@ -319,7 +339,7 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
              "helper WER on the helpers' test sets. Rates in %.", ""]
     header = ["strategy", "hours", "CER", "95% CI", *[m.upper() for m in own], "unseen chars",
               *[f"{h} WER" for h in helpers], "stopped at step", "train s"]
-    lines += _table(header, [[r["strategy"], f"{r['hours']:g}", _pct(r["cer"]),
+    lines += _table(header, [[r["name"], f"{r['hours']:g}", _pct(r["cer"]),
                               f"{_pct(r['cer_lo'])}-{_pct(r['cer_hi'])}",
                               *[_pct(r["own"][m]) for m in own],
                               _pct(r["unseen_char_rate"]), *[_pct(r[f"{h}_wer"]) for h in helpers],
@@ -333,7 +353,7 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
               "at the same hours are apart or overlap.", ""]
     lines += _table(["strategy", "hours", "CER", f"equivalent {target}-only hours", "ratio",
                      "vs target-only at the same hours"],
-                    [[r["strategy"], f"{r['hours']:g}", _pct(r["cer"]),
+                    [[r["name"], f"{r['hours']:g}", _pct(r["cer"]),
                       ("-" if r["kind"] == "capped" else
                        f"{r['equivalent_hours']:.3g}" if r["kind"] == "within" else
                        f"> {r['equivalent_hours']:.3g}" if r["kind"] == "above"
@@ -352,7 +372,7 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
         lines += _table(["strategy", "hours",
                          *[f"{h} {metric} before → after (change)" for h in helpers],
                          "largest change, any seed"],
-                        [[f["strategy"], f"{f['hours']:g}",
+                        [[f["name"], f"{f['hours']:g}",
                           *[f"{_pct(f[h]['before'])} → {_pct(f[h]['after'])} "
                             f"({'+' if f[h]['change'] >= 0 else ''}{100 * f[h]['change']:.2f})"
                             for h in helpers],
@@ -363,7 +383,8 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
     lines += _table(["strategy", "hours", "seed", "CER", "95% CI", *[m.upper() for m in own],
                      "parameters",
                      "trainable", "steps", "best step", "train s", "run"],
-                    [[r["strategy"], "-" if r["target_hours"] is None else f"{r['target_hours']:g}",
+                    [[r["strategy"] + (f" {r['layout']}" if r["layout"] else ""),
+                      "-" if r["target_hours"] is None else f"{r['target_hours']:g}",
                       str(r["seed"]), _pct(r["cer"]),
                       "-" if r["cer"] is None else f"{_pct(r['cer_ci_low'])}-{_pct(r['cer_ci_high'])}",
                       *[_pct(r[f"{target}_{m}"]) for m in own], f"{r['parameters']:,}", f"{r['trainable_parameters']:,}",
@@ -394,17 +415,18 @@ def plot(rows: list[dict], path: Path, target: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for strategy in sorted({r["strategy"] for r in rows}, key=lambda s: _order(s, None)):
-        pts = sorted((r for r in rows if r["strategy"] == strategy), key=lambda r: r["hours"])
+    order = {r["name"]: _order(r["strategy"], None, r["layout"]) for r in rows}
+    for name in sorted(order, key=order.get):
+        pts = sorted((r for r in rows if r["name"] == name), key=lambda r: r["hours"])
         x = [r["actual_hours"] for r in pts]
         line, = ax.plot(x, [100 * r["cer"] for r in pts], marker="o",
-                        lw=2.5 if strategy == BASELINE else 1.5, label=strategy)
+                        lw=2.5 if pts[0]["strategy"] == BASELINE else 1.5, label=name)
         ax.fill_between(x, [100 * r["cer_lo"] for r in pts], [100 * r["cer_hi"] for r in pts],
                         color=line.get_color(), alpha=0.15)
     ax.set_xscale("log")
-    first = min({r["strategy"] for r in rows}, key=lambda s: _order(s, None))
     # ticks where the points sit (the hours a subset holds), labelled with the hours asked for
-    ticks = dict(sorted((r["actual_hours"], r["hours"]) for r in rows if r["strategy"] == first))
+    ticks = dict(sorted((r["actual_hours"], r["hours"]) for r in rows
+                        if r["name"] == min(order, key=order.get)))
     ax.set_xticks(list(ticks), [f"{h:g}" for h in ticks.values()])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel(f"{target} training hours (log scale)")
@@ -432,15 +454,16 @@ def plot_curves(results: list[RunResult], path: Path, target: str) -> None:
     rows_n = -(-len(hours) // cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 3.6 * rows_n), dpi=110,
                              squeeze=False)
-    colour = {s: f"C{i}" for i, s in enumerate(sorted({r.strategy for r in runs}, key=rank))}
+    names = sorted({r.variant: _order_run(r) for r in runs}.items(), key=lambda kv: kv[1])
+    colour = {name: f"C{i % 10}" for i, (name, _) in enumerate(names)}
     for ax, h in zip(axes.flat, hours, strict=False):
-        for r in sorted((r for r in runs if r.hours == h), key=lambda r: (rank(r.strategy), r.seed)):
+        for r in sorted((r for r in runs if r.hours == h), key=lambda r: (*_order_run(r), r.seed)):
             steps, cer = zip(*r.dev_curve, strict=True)
-            ax.plot(steps, [100 * c for c in cer], color=colour[r.strategy], lw=1.2,
-                    label=r.strategy if r.seed == min(x.seed for x in runs
-                                                      if x.strategy == r.strategy) else None)
+            ax.plot(steps, [100 * c for c in cer], color=colour[r.variant], lw=1.2,
+                    label=r.variant if r.seed == min(x.seed for x in runs
+                                                     if x.variant == r.variant) else None)
             if r.hit_cap:
-                ax.plot(steps[-1], 100 * cer[-1], marker="x", color=colour[r.strategy])
+                ax.plot(steps[-1], 100 * cer[-1], marker="x", color=colour[r.variant])
         ax.set_title(f"{h:g} h of {target}")
         ax.set_xlabel("updates")
         ax.set_ylabel(f"{target} dev CER (%)")

@@ -57,6 +57,14 @@ class RunResult:
     # (update, selection metric on dev) at every validation: how fast it learned
     dev_curve: tuple[tuple[int, float], ...]
     machine: str  # CPU model and cores, or GPU, it trained on (asr.device.machine_name)
+    # [below, shared, above] of a sharing-depth sweep (plan.Job.layout); None: the run
+    # config's own (every run recorded before layouts were a sweep dimension)
+    layout: tuple[int, int, int] | None = None
+
+    @property
+    def variant(self) -> str:
+        """The strategy as the report names it: "joint", or "joint 0-3-1" in a layout sweep."""
+        return self.strategy if self.layout is None else f"{self.strategy} {'-'.join(map(str, self.layout))}"
 
     @property
     def hit_cap(self) -> bool:

@@ -134,7 +134,7 @@ def finish_job(job: Job, device: str, facts: dict) -> RunResult:
         max_steps=job.cfg.train.max_steps, run_dir=str(job.run_dir),
         pretrain=str(job.starts_from.run_dir) if job.starts_from else None,
         dev_curve=dev_curve(job.run_dir, job.cfg.train.select_metric),
-        machine=described["machine"])
+        machine=described["machine"], layout=job.layout)
     result.save(job.run_dir / "result.json")
     _tidy(job.run_dir)
     return result

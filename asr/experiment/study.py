@@ -40,10 +40,11 @@ def load_experiment_config(name: str | Path, overrides: list[str] = ()) -> Exper
     check_starts(exp)
     identity = {}
     for s in run_kinds(exp):
-        try:
-            identity[s] = run_config(exp, s, 0).features.identity()
-        except ValueError as e:
-            raise ConfigError(f"{s}: {e}") from None
+        for layout in exp.layouts_for(s) if s in exp.grid.strategies else (None,):
+            try:
+                identity[s] = run_config(exp, s, 0, layout).features.identity()
+            except ValueError as e:
+                raise ConfigError(f"{s}: {e}") from None
     first = run_kinds(exp)[0]
     odd = [s for s in identity if identity[s] != identity[first]]
     if odd:  # the features are computed once for every run (SpecAugment may differ)
