@@ -5,8 +5,9 @@ Precision follows the hardware. bf16 autocast pays only where the hardware compu
 on a CPU with AMX or AVX512-BF16, and on a GPU that supports it. Elsewhere it is emulated:
 measured on an AVX2-only AMD EPYC (Zen 3), bf16 training ran 6x slower than fp32 and a bf16
 matmul 40x slower. So `auto` picks bf16 only where it is native, fp16 (with a loss scaler) on
-a GPU without bf16, and fp32 everywhere else; an explicit `bf16` on a CPU without native
-support is obeyed with a one-time warning saying what it costs.
+a GPU without bf16, and fp32 everywhere else (and for narrow models on a CPU with AVX512-BF16
+but no AMX, where bf16 measured slower: MIN_BF16_WIDTH_WITHOUT_AMX); an explicit `bf16` on a
+CPU without native support is obeyed with a one-time warning saying what it costs.
 """
 
 from __future__ import annotations
@@ -98,12 +99,24 @@ class Precision:
         return {"precision": self.name, "precision_reason": self.reason}
 
 
-def choose_precision(requested: str, device: torch.device) -> Precision:
-    """The config's `train.precision` on this device: `auto` by capability, others as asked."""
+# bf16 on a CPU with AVX512-BF16 but no AMX (AMD EPYC Zen 4) pays only for wide enough
+# models. Measured there, one torch thread, fp32 against bf16 interleaved (scripts/ab_speed.py
+# cases, beside two other single-threaded jobs): the small config (d_model 144) trained at
+# 0.82x fp32's speed in bf16 (72 against 87 audio-s/s), the default (d_model 256) at 1.32x.
+MIN_BF16_WIDTH_WITHOUT_AMX = 256
+
+
+def choose_precision(requested: str, device: torch.device, width: int | None = None) -> Precision:
+    """The config's `train.precision` on this device: `auto` by capability (and, on a CPU with
+    AVX512-BF16 but no AMX, by the model's `width`, its d_model), others as asked."""
     if requested != "auto" and requested not in DTYPES:
         raise ValueError(f"precision {requested!r} is not one of {['auto', *DTYPES]}")
     native, why = native_bf16(device)
     if requested == "auto":
+        if (native and device.type == "cpu" and "AMX" not in cpu_bf16_features()
+                and width is not None and width < MIN_BF16_WIDTH_WITHOUT_AMX):
+            return Precision("fp32", f"auto: {why} but no AMX, and at d_model {width} "
+                                     f"(< {MIN_BF16_WIDTH_WITHOUT_AMX}) bf16 measured slower there")
         if native:
             return Precision("bf16", f"auto: {why}")
         if device.type == "cuda":

@@ -103,7 +103,7 @@ class Trainer:
              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.train.lr, fused=True)
         self.lr_share = lr_lambda(cfg.train)  # step -> share of the peak
         self.lr_scale = 1.0  # plateau decays so far (1, decay_factor, decay_factor^2, ...)
-        self.precision = choose_precision(cfg.train.precision, self.device)
+        self.precision = choose_precision(cfg.train.precision, self.device, cfg.model.d_model)
         self.amp = self.precision.autocast_dtype
         if self.device.type == "cpu":
             keep_freed_memory()

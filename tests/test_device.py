@@ -29,6 +29,18 @@ def test_cpu_bf16_is_native_with_amx_or_avx512_bf16(monkeypatch, amx, avx512_bf1
 
 
 @pytest.mark.native_bf16_check
+@pytest.mark.parametrize(("amx", "width", "expected"), [
+    (True, 144, "bf16"), (False, 144, "fp32"), (False, 256, "bf16"), (False, None, "bf16")])
+def test_avx512_bf16_without_amx_keeps_narrow_models_in_fp32(monkeypatch, amx, width, expected):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    p = choose_precision("auto", CPU, width)
+    assert p.name == expected
+    assert ("no AMX" in p.reason) == (expected == "fp32")
+    assert choose_precision("bf16", CPU, width).name == "bf16"  # asked for: obeyed
+
+
+@pytest.mark.native_bf16_check
 def test_the_real_cpu_answers_consistently():
     ok, why = native_bf16(CPU)
     assert ok == bool(device.cpu_bf16_features()) and why
