@@ -64,6 +64,10 @@ def add_synth(sub) -> None:
                    help="number of distinct Chinese characters the zh-CN text draws from")
     p.add_argument("--seed", type=int, default=0, help="corpus seed (bit-exact output per seed)")
     p.add_argument("--workers", type=int, default=1, help="synthesis processes")
+    p.add_argument("--channel", action="append", default=[], metavar="LOCALE=NAME",
+                   help="record every speaker of LOCALE through channel NAME as well "
+                        "(telephone: 300-3400 Hz at 5-20 dB SNR), e.g. zh-CN=telephone; "
+                        "repeatable")
     p.set_defaults(func=run_synth)
 
 
@@ -72,6 +76,12 @@ def run_synth(args) -> int:
 
     locales = parse_locales(args.locales)
     hours = {loc: args.default_hours for loc in locales} | parse_hours(args.hours)
+    channels = {}
+    for item in args.channel:
+        loc, sep, name = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--channel {item!r}: expected LOCALE=NAME, e.g. zh-CN=telephone")
+        channels[loc.strip()] = name.strip()
     summary = synthesize_corpus(
         args.out,
         locales=locales,
@@ -80,6 +90,7 @@ def run_synth(args) -> int:
         eval_hours=args.eval_hours,
         workers=args.workers,
         zh_inventory_size=args.zh_inventory,
+        channels=channels,
     )
     print(summary.get("table", ""))
     return 0

@@ -90,6 +90,11 @@ def apply_channel(speech: np.ndarray, speaker: Speaker, rng: np.random.Generator
     snr_db = speaker.snr_db + rng.uniform(-3.0, 3.0)
     noise_rms = float(np.sqrt(np.mean(noise * noise))) + 1e-12
     out += noise * f32(target_rms * 10 ** (-snr_db / 20) / noise_rms)
+    if speaker.band_hz is not None:  # a band-limited line carries the speech and its noise
+        from scipy.signal import butter, sosfilt
+
+        sos = butter(6, speaker.band_hz, btype="bandpass", fs=sr, output="sos")
+        out = sosfilt(sos, out).astype(f32)
     peak = max(float(out.max()), -float(out.min()))
     if peak > 0.98:  # a recording app's limiter, not hard clipping
         out *= f32(0.98 / peak)
@@ -216,7 +221,8 @@ def _trusted(locale_dir: Path, params: dict) -> bool:
 
 
 def _prepare_locale(locale_dir: Path, locale: str, train_hours: float, eval_hours: float,
-                    seed: int, zh_inventory_size: int) -> tuple[list[Clip], list[tuple]]:
+                    seed: int, zh_inventory_size: int, channel: str | None = None,
+                    ) -> tuple[list[Clip], list[tuple]]:
     """Plan one locale and list its render jobs; existing clips are trusted only for the
     same parameters (the parameters file is rewritten before any clip is replaced)."""
     clips_dir = locale_dir / "clips"
@@ -228,10 +234,12 @@ def _prepare_locale(locale_dir: Path, locale: str, train_hours: float, eval_hour
               "train_hours": train_hours, "eval_hours": eval_hours}
     if locale == "zh-CN":
         params["zh_inventory_size"] = zh_inventory_size
+    if channel is not None:
+        params["channel"] = channel
     trust = _trusted(locale_dir, params)
     write_json(locale_dir / _PARAMS_FILE, params)
     plan = plan_locale(locale, train_hours, eval_hours, seed=seed,
-                       zh_inventory_size=zh_inventory_size)
+                       zh_inventory_size=zh_inventory_size, channel=channel)
     return plan, [(str(clips_dir), clip, trust) for clip in plan]
 
 
@@ -257,19 +265,27 @@ def _render_all(jobs: list[tuple], workers: int, progress: bool) -> dict[str, di
 
 def synthesize_corpus(out_root, locales: list[str], hours: dict[str, float], seed: int = 0,
                       eval_hours: float | dict[str, float] = 0.05, workers: int = 1,
-                      zh_inventory_size: int = 300, progress: bool = True) -> dict:
+                      zh_inventory_size: int = 300, progress: bool = True,
+                      channels: dict[str, str] | None = None) -> dict:
     """Write a Common Voice-style release of `locales` under `out_root`; returns a summary.
 
     hours[locale] is the train split's size; dev and test get `eval_hours` each (a number,
-    or a dict per locale). Rerunning with the same arguments returns the stored summary at
+    or a dict per locale). channels[locale], where given, names a recording channel every
+    speaker of that locale shares (synth_plan.CHANNELS, e.g. "telephone"). Rerunning with the same arguments returns the stored summary at
     once; after an interruption it renders only the missing clips.
     """
     _check_locales(list(locales))
     out_root = Path(out_root)
     train_hours = _per_locale(hours, locales, "hours")
     eval_by_locale = _per_locale(eval_hours, locales, "eval_hours")
+    channels = dict(channels or {})
+    stray = sorted(set(channels) - set(locales))
+    if stray:
+        raise ValueError(f"channels name {', '.join(stray)}, which is not among the locales")
     params = {"version": SYNTH_VERSION, "locales": list(locales), "hours": train_hours,
               "eval_hours": eval_by_locale, "seed": seed, "zh_inventory_size": zh_inventory_size}
+    if channels:
+        params["channels"] = channels
     marker = out_root / f".{_STAGE}.done"
     if is_done(out_root, _STAGE):
         try:
@@ -283,7 +299,8 @@ def synthesize_corpus(out_root, locales: list[str], hours: dict[str, float], see
     plans, jobs = {}, []
     for loc in locales:
         plans[loc], locale_jobs = _prepare_locale(out_root / loc, loc, train_hours[loc],
-                                                  eval_by_locale[loc], seed, zh_inventory_size)
+                                                  eval_by_locale[loc], seed, zh_inventory_size,
+                                                  channels.get(loc))
         jobs += locale_jobs
     plan_seconds = time.perf_counter() - t_start
     t_render = time.perf_counter()

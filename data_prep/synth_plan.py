@@ -22,6 +22,7 @@ The release imitates what matters in Common Voice for an importer:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
@@ -76,6 +77,8 @@ class Speaker:
     noise_colour: float  # one-pole smoothing of the noise: 0 white ... 0.95 rumble
     gender: str
     age: str
+    # the passband of a band-limited channel, e.g. a telephone line; None: the full band
+    band_hz: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -202,9 +205,40 @@ def _validated_votes(rng) -> tuple[int, int]:
     return int(rng.choice([2, 2, 2, 3, 4])), int(rng.choice([0, 0, 0, 1]))
 
 
+@dataclass(frozen=True)
+class Channel:
+    """A recording channel that every speaker of a locale shares on top of their own: what
+    makes one language's input differ from the others' (the sharing-depth study's variant)."""
+
+    band_hz: tuple[float, float]  # passband
+    snr_db: tuple[float, float]  # each speaker's typical SNR, mapped from the usual 12-35 dB
+
+
+# One row per channel: its whole meaning.
+CHANNELS = {
+    # narrowband telephone speech (ITU-T G.712's 300-3400 Hz) over a noisier line
+    "telephone": Channel(band_hz=(300.0, 3400.0), snr_db=(5.0, 20.0)),
+}
+_USUAL_SNR_DB = (12.0, 35.0)  # _make_speaker's draw range
+
+
+def with_channel(speaker: Speaker, name: str) -> Speaker:
+    """The same voice and room through channel `name`: the SNR drawn for the speaker mapped
+    linearly into the channel's range, and its passband; everything else unchanged."""
+    try:
+        ch = CHANNELS[name]
+    except KeyError:
+        raise ValueError(f"unknown channel {name!r}; known: {', '.join(CHANNELS)}") from None
+    lo, hi = _USUAL_SNR_DB
+    share = (speaker.snr_db - lo) / (hi - lo)
+    return dataclasses.replace(speaker, band_hz=ch.band_hz,
+                               snr_db=round(ch.snr_db[0] + share * (ch.snr_db[1] - ch.snr_db[0]), 2))
+
+
 def plan_locale(locale: str, train_hours: float, eval_hours: float, seed: int = 0,
-                zh_inventory_size: int = 300) -> list[Clip]:
-    """Every clip of one locale's release, in TSV row order."""
+                zh_inventory_size: int = 300, channel: str | None = None) -> list[Clip]:
+    """Every clip of one locale's release, in TSV row order; with `channel` (a CHANNELS name),
+    the same clips (texts, voices, seeds) recorded through that channel."""
     if locale not in LOCALES:
         raise ValueError(f"unknown locale {locale!r}; supported: {', '.join(LOCALES)}")
     maker = SentenceMaker(locale, zh_inventory_size)
@@ -227,6 +261,8 @@ def plan_locale(locale: str, train_hours: float, eval_hours: float, seed: int = 
             total += clip.estimated_seconds
     n_train = sum(c.tsvs[0] == "train" for c in clips)
     clips += _extra_clips(locale, seed, maker, clips, pools, names, n_train)
+    if channel is not None:
+        clips = [dataclasses.replace(c, speaker=with_channel(c.speaker, channel)) for c in clips]
     return clips
 
 

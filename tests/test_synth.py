@@ -221,3 +221,32 @@ def test_unknown_locale_and_foreign_release_are_refused(tmp_path):
 ])
 def test_number_words(module, n, words):
     assert module.number_words(n) == words
+
+
+def test_a_telephone_channel_changes_only_the_channel(corpus, tmp_path):
+    """channels={zh-CN: telephone}: the same clips (texts, voices) as the plain corpus, through
+    a 300-3400 Hz line at 5-20 dB SNR; the other locales untouched."""
+    from data_prep.synth_plan import CHANNELS
+
+    plain = plan_locale("zh-CN", 0.005, 0.003, seed=7)
+    tel = plan_locale("zh-CN", 0.005, 0.003, seed=7, channel="telephone")
+    assert [(c.path, c.sentence, c.speaker.voice) for c in plain] == [
+        (c.path, c.sentence, c.speaker.voice) for c in tel]
+    lo, hi = CHANNELS["telephone"].snr_db
+    assert all(c.speaker.band_hz == (300.0, 3400.0) and lo <= c.speaker.snr_db <= hi for c in tel)
+    root, _ = corpus
+    out = tmp_path / "tel"
+    synthesize_corpus(out, **(ARGS | {"locales": ["zh-CN"], "hours": {"zh-CN": 0.005},
+                                      "channels": {"zh-CN": "telephone"}}))
+
+    def high_band_share(path: Path) -> float:
+        x, sr = sf.read(path)
+        power = np.abs(np.fft.rfft(x)) ** 2
+        freqs = np.fft.rfftfreq(len(x), 1 / sr)
+        return float(power[freqs > 4000].sum() / power.sum())
+
+    name = rows(root, "zh-CN", "train")[0]["path"]
+    assert high_band_share(out / "zh-CN" / "clips" / name) < 0.1 * high_band_share(
+        root / "zh-CN" / "clips" / name)
+    with pytest.raises(ValueError, match="unknown channel"):
+        plan_locale("zh-CN", 0.005, 0.003, seed=7, channel="radio")

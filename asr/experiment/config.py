@@ -27,6 +27,9 @@ class SynthSpec:
     seed: int = 0
     zh_inventory_size: int = 300
     workers: int = 2
+    # a recording channel shared by every speaker of a locale (data_prep/synth_plan.py
+    # CHANNELS), e.g. {zh-CN: telephone}: one language's input made to differ from the others'
+    channels: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

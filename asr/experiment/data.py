@@ -80,7 +80,8 @@ def ensure_corpus(exp: ExperimentConfig) -> Path:
     # quick when the release exists with these settings; redone (reusing clips) when not
     summary = synthesize_corpus(root, locales=locales, hours={loc: s.hours[loc] for loc in locales},
                                 seed=s.seed, eval_hours=s.eval_hours, workers=s.workers,
-                                zh_inventory_size=s.zh_inventory_size, progress=True)
+                                zh_inventory_size=s.zh_inventory_size, progress=True,
+                                channels=s.channels)
     if not summary.get("cached"):
         print(summary.get("table", ""), flush=True)
     return root
