@@ -17,6 +17,15 @@ fitted once the encoder is final, on utterances of every language the model hold
 speakers and held-out ones: see `fit_language_id`), each language weighted equally; its
 cross-validated accuracy on the held-out speakers is recorded in the model file, and
 `--lang auto` is allowed only when that record is good (see `check_auto`).
+
+Unseen speakers bring unseen channels and voices, so the fit also sees every utterance
+AUGMENT_COPIES more times as if recorded otherwise (`recorded_otherwise`: another level, a
+spectral tilt, a slightly longer or shorter vocal tract). Measured on transfer_full's helpers'
+model after 2800 updates (mean dev CER 31%), on its test speakers (1453 utterances, de / fr /
+es / it): every block's statistics 98.6 / 99.2 / 98.3 / 95.6%; with two re-recorded copies
+99.1 / 99.5 / 99.4 / 97.4%; a tempo change on top no better (98.9 / 99.2 / 98.9 / 98.2%); the
+last block alone 97.2 / 98.0 / 95.3 / 91.8%; the input log-mel's statistics added, no change;
+a frame-level MLP with log-probabilities averaged over frames 94.6 / 90.4 / 95.0 / 80.1%.
 """
 
 from __future__ import annotations
@@ -40,6 +49,11 @@ L2 = 1e-3  # ridge on the standardised weights (summed squares, against the mean
 MIN_AUTO_ACCURACY = 0.95  # --lang auto needs at least this held-out accuracy in every language
 UNCERTAIN = 0.8  # a file identified with a lower probability gets a warning (docs/results/lid)
 ENCODE_FRAMES = 20_000  # padded input frames per encoding batch
+AUGMENT_COPIES = 2  # re-recorded copies of every fitted utterance (recorded_otherwise)
+GAIN_LN = 1.5  # level change, up to ± this in natural-log power (about ± 6.5 dB)
+TILT_LN = 3.0  # spectral tilt, up to ± this ln-power difference across the band (± 13 dB)
+WARP_BINS = 1.0  # frequency warp, up to ± this many mel bins (a vocal tract ~5% longer or shorter)
+AUGMENT_SEED = 0
 
 
 class LanguageIDError(ValueError):
@@ -142,10 +156,36 @@ def language_splits(train: LanguageData, dev: LanguageData | None,
     return LidSplit((train, fit), (train, sorted(held_idx)[:limit]), "train speakers")
 
 
+def recorded_otherwise(feats: torch.Tensor, stats: FeatureStats,
+                       generator: torch.Generator) -> torch.Tensor:
+    """Normalised log-mel (B, T, F) -> the same utterances as if recorded at another level,
+    through a tilted channel, by a speaker whose formants sit up to WARP_BINS mel bins higher
+    or lower: one random draw per utterance. Padding frames change too; nothing reads them."""
+    b, _, n = feats.shape
+    mean = torch.as_tensor(stats.mean, dtype=torch.float32)  # (F,)
+    std = torch.as_tensor(stats.std, dtype=torch.float32)  # (F,)
+
+    def uniform(bound: float, *shape: int) -> torch.Tensor:
+        return (torch.rand(*shape, generator=generator) * 2 - 1) * bound
+
+    raw = feats.float().cpu() * std + mean  # (B, T, F) natural-log mel power
+    bins = (torch.arange(n, dtype=torch.float32) + uniform(WARP_BINS, b, 1)).clamp(0, n - 1)  # (B, F)
+    lo = bins.floor().long()
+    hi = (lo + 1).clamp(max=n - 1)
+    w = (bins - lo)[:, None, :]  # (B, 1, F)
+    t = raw.shape[1]
+    raw = (raw.gather(2, lo[:, None, :].expand(-1, t, -1)) * (1 - w)
+           + raw.gather(2, hi[:, None, :].expand(-1, t, -1)) * w)  # (B, T, F)
+    ramp = torch.linspace(-0.5, 0.5, n)  # (F,)
+    raw = raw + uniform(GAIN_LN, b, 1, 1) + uniform(TILT_LN, b, 1, 1) * ramp
+    return ((raw - mean) / std).to(feats.device, feats.dtype)
+
+
 @torch.no_grad()
 def pooled(model, data: LanguageData, indices: list[int], stats: FeatureStats,
-           device: torch.device) -> torch.Tensor:
-    """Pooled statistics (N, S) float32 of `data`'s utterances `indices`, in that order."""
+           device: torch.device, augment: torch.Generator | None = None) -> torch.Tensor:
+    """Pooled statistics (N, S) float32 of `data`'s utterances `indices`, in that order; with
+    `augment`, of the utterances recorded otherwise (`recorded_otherwise`, drawn from it)."""
     model.eval()
     if not indices:
         return torch.zeros(0, 0)
@@ -153,7 +193,8 @@ def pooled(model, data: LanguageData, indices: list[int], stats: FeatureStats,
     out = [None] * len(indices)
     for bucket in make_buckets(frames, ENCODE_FRAMES, 256):
         batch = collate(data, [indices[j] for j in bucket.tolist()], stats)  # (B, T, F)
-        _, _, stats_bs = model.encode_shared(batch.feats.to(device), batch.feat_lens.to(device),
+        feats = batch.feats if augment is None else recorded_otherwise(batch.feats, stats, augment)
+        _, _, stats_bs = model.encode_shared(feats.to(device), batch.feat_lens.to(device),
                                              locale=None, statistics=True)  # (B, S)
         stats_bs = stats_bs.float().cpu()
         for row, j in enumerate(bucket.tolist()):
@@ -205,43 +246,53 @@ def fit_language_id(model, splits: dict[str, LidSplit], stats: FeatureStats,
     an encoder knows its training speakers better than anyone else, and a head fitted on them
     alone was measured to generalise worse (tiny model, de / zh-CN test speakers: 92 / 85%
     fitted on train, 94 / 97% on train and dev). The recorded accuracy is therefore
-    cross-validated: the held-out speakers are split into FOLDS groups, and each group is
-    identified by a head fitted without it.
+    cross-validated: the held-out speakers are split into FOLDS groups, and each group's plain
+    recordings are identified by a head fitted without it (nor its re-recorded copies).
+    Every utterance enters the fit 1 + AUGMENT_COPIES times (`recorded_otherwise`).
     """
     device = torch.device(device)
     languages = model.languages
     if len(languages) < 2 or any(loc not in splits for loc in languages):
         model.lid.reset()
         return None
-    fit_x, held_x, folds = [], [], []
+    generator = torch.Generator().manual_seed(AUGMENT_SEED)
+    # per language: the fit part and the held-out part, each as 1 + AUGMENT_COPIES stacked
+    # blocks of its utterances (plain first, then recorded otherwise)
+    fit_x, held_x, folds, plain = [], [], [], []
     for loc in languages:
         if progress:
             progress(f"language ID: encoding {loc}")
         sp = splits[loc]
-        fit_x.append(pooled(model, *sp.fit, stats, device))
-        held_x.append(pooled(model, *sp.held_out, stats, device))
+        for part, store in ((sp.fit, fit_x), (sp.held_out, held_x)):
+            store.append(torch.cat([pooled(model, *part, stats, device)] + [
+                pooled(model, *part, stats, device, augment=generator)
+                for _ in range(AUGMENT_COPIES)]))
+        plain.append(len(sp.held_out[1]))
         folds.append(torch.tensor(speaker_folds(*sp.held_out, FOLDS), dtype=torch.long))
+    copies = 1 + AUGMENT_COPIES
     label = [torch.full((len(x),), k, dtype=torch.long) for k, x in enumerate(fit_x)]
     held_label = [torch.full((len(x),), k, dtype=torch.long) for k, x in enumerate(held_x)]
-    correct = [torch.zeros(len(x), dtype=torch.bool) for x in held_x]
+    correct = [torch.zeros(n, dtype=torch.bool) for n in plain]
     head = copy.deepcopy(model.lid).cpu()
     for fold in range(FOLDS):
-        keep = [f != fold for f in folds]
+        keep = [(f != fold).repeat(copies) for f in folds]  # every copy of a kept utterance
         fit_head(head, torch.cat(fit_x + [x[m] for x, m in zip(held_x, keep, strict=True)]),
                  torch.cat(label + [y[m] for y, m in zip(held_label, keep, strict=True)]),
                  len(languages))
-        with torch.no_grad():
-            for k, (x, m) in enumerate(zip(held_x, keep, strict=True)):
-                if (~m).any():
-                    correct[k][~m] = head(x[~m]).argmax(-1) == k
+        with torch.no_grad():  # scored on the plain recordings of the fold left out
+            for k, (x, f) in enumerate(zip(held_x, folds, strict=True)):
+                out = f == fold
+                if out.any():
+                    correct[k][out] = head(x[:plain[k]][out]).argmax(-1) == k
     fit_head(model.lid, torch.cat(fit_x + held_x), torch.cat(label + held_label), len(languages))
     model.lid.to(device)
     return LidRecord(
         accuracy={loc: round(float(c.float().mean()), 4) if len(c) else 0.0
                   for loc, c in zip(languages, correct, strict=True)},
-        held_out={loc: len(x) for loc, x in zip(languages, held_x, strict=True)},
+        held_out={loc: n for loc, n in zip(languages, plain, strict=True)},
         held_out_from={loc: splits[loc].held_out_from for loc in languages},
-        fit_utterances={loc: len(x) + len(h) for loc, x, h in zip(languages, fit_x, held_x, strict=True)})
+        fit_utterances={loc: (len(x) + len(h)) // copies
+                        for loc, x, h in zip(languages, fit_x, held_x, strict=True)})
 
 
 def splits_from_dir(data_dir: str | Path, languages: list[str], tokenizers: dict, features,

@@ -21,6 +21,7 @@ from asr.lid import (
     fit_head,
     language_splits,
     record_of,
+    recorded_otherwise,
     spread_over_speakers,
 )
 from asr.model.heads import LanguageIDHead, pooled_statistics
@@ -50,6 +51,28 @@ def test_fit_head_separates_languages_and_weighs_them_equally():
     head.reset()
     assert torch.count_nonzero(head(new)) == 0
     assert not any(p.requires_grad for p in head.parameters())
+
+
+def test_recorded_otherwise_changes_level_tilt_and_formants_only(monkeypatch):
+    """The fit's augmentation: per utterance a level, a tilt and a frequency warp within their
+    bounds, reproducible from the generator, nothing else (no bound: the input itself)."""
+    import asr.lid as lid
+    from asr.features import FeatureStats
+
+    n = 8
+    stats = FeatureStats(mean=np.linspace(-5, 0, n), std=np.full(n, 2.0), frames=100)
+    feats = torch.randn(3, 20, n)
+    a = recorded_otherwise(feats, stats, torch.Generator().manual_seed(1))
+    assert a.shape == feats.shape and not torch.allclose(a, feats)
+    assert torch.equal(a, recorded_otherwise(feats, stats, torch.Generator().manual_seed(1)))
+    for name in ("GAIN_LN", "TILT_LN", "WARP_BINS"):
+        monkeypatch.setattr(lid, name, 0.0)
+    assert torch.allclose(recorded_otherwise(feats, stats, torch.Generator()), feats, atol=1e-5)
+    monkeypatch.setattr(lid, "GAIN_LN", 1.5)  # a level change alone: a constant per utterance
+    shift = (recorded_otherwise(feats, stats, torch.Generator()) - feats) * 2.0  # raw units
+    per_utt = shift.reshape(3, -1)
+    assert torch.allclose(per_utt, per_utt[:, :1].expand_as(per_utt), atol=1e-4)
+    assert (per_utt[:, 0].abs() <= 1.5).all()
 
 
 def test_spread_over_speakers_takes_every_speaker_first():
