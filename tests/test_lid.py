@@ -67,6 +67,7 @@ def test_recorded_otherwise_changes_level_tilt_and_formants_only(monkeypatch):
     assert torch.equal(a, recorded_otherwise(feats, stats, torch.Generator().manual_seed(1)))
     for name in ("GAIN_LN", "TILT_LN", "WARP_BINS"):
         monkeypatch.setattr(lid, name, 0.0)
+    monkeypatch.setattr(lid, "NOISE_SNR_DB", (0.0, 0.0))
     assert torch.allclose(recorded_otherwise(feats, stats, torch.Generator()), feats, atol=1e-5)
     monkeypatch.setattr(lid, "GAIN_LN", 1.5)  # a level change alone: a constant per utterance
     shift = (recorded_otherwise(feats, stats, torch.Generator()) - feats) * 2.0  # raw units
