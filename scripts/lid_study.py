@@ -4,7 +4,7 @@ Usage:
     python scripts/lid_study.py --exp EXP_DIR [--out docs/results/lid] [--hard-clips 40]
 
 EXP_DIR is an `asr experiment` directory whose runs include the helpers' pretraining and
-any of finetune, joint, progressive (asr/configs/experiments/lid_models.yaml makes one). For
+any of finetune, joint, progressive (transfer_full's, exp/transfer_full, makes them). For
 each model, on the test speakers of its data:
 
   * the model's own language ID, as `asr evaluate` reports it (the head fitted after
