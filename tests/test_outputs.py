@@ -277,7 +277,7 @@ def test_experiment_run_folder_is_locked_by_its_executor(tmp_path, monkeypatch):
     from asr.experiment import runs
 
     job = type("J", (), {"run_dir": tmp_path / "r", "strategy": "s", "seed": 0, "hours": 1.0,
-                         "key": "k", "locales": ["de"], "data_dir": tmp_path})()
+                         "key": "k", "locales": ["de"], "data_dir": tmp_path, "carried": None})()
     monkeypatch.setattr(runs, "train_job", lambda *a, **k: None)
     monkeypatch.setattr(runs, "finish_job", lambda *a, **k: (tmp_path / "r" / LOCK_NAME).exists())
     assert runs.execute_job(job, "cpu", {}, progress=False) is True
