@@ -483,6 +483,9 @@ def test_an_unfinished_run_resumes_on_another_machine(release, tmp_path, monkeyp
     (carried,) = state.iterdir()
     assert (carried / "train_state.safetensors").exists() and len(Ledger(ledger_path)) == 0
     seconds = json.loads((carried / "timing.json").read_text())["train_seconds"]
+    # the killed session's time is kept in the run folder too, for a resume on this machine
+    assert json.loads((tmp_path / "a" / "runs" / carried.name / "timing.json").read_text()) == \
+        json.loads((carried / "timing.json").read_text())
     monkeypatch.setattr(asr.train.Trainer, "fit", real_fit)
     report = run(cfg, tmp_path / "b", one_point)
     assert resumed == [False, True]

@@ -86,10 +86,12 @@ def restore(run_dir: Path, carried: Path) -> str | None:
 
 
 class Mirror:
-    """The training thread's hook: after an update, mirror the resume state when a new one was
-    written and CARRY_SECONDS have passed since the last mirror."""
+    """The training thread's hook: after an update, when a new resume state was written and
+    CARRY_SECONDS have passed since the last mirror, record the train seconds so far in the run
+    folder's timing.json (a killed session's time is then kept, up to the last mirror) and,
+    with `carried`, mirror the resume state there."""
 
-    def __init__(self, run_dir: Path, carried: Path, timing: dict):
+    def __init__(self, run_dir: Path, carried: Path | None, timing: dict):
         """`timing`: the run's earlier sessions ({"train_seconds", "sessions"})."""
         self.run_dir, self.carried, self.every = run_dir, carried, CARRY_SECONDS
         self.timing, self.t0 = timing, time.perf_counter()
@@ -102,7 +104,9 @@ class Mirror:
         state = self.run_dir / "train_state.safetensors"
         mtime = state.stat().st_mtime_ns if state.exists() else None
         if mtime is not None and mtime != self.mirrored_mtime:
-            save_progress(self.run_dir, self.carried,
-                          {"train_seconds": self.timing["train_seconds"] + now - self.t0,
-                           "sessions": self.timing["sessions"] + 1})
+            so_far = {"train_seconds": self.timing["train_seconds"] + now - self.t0,
+                      "sessions": self.timing["sessions"] + 1}
+            write_json(self.run_dir / "timing.json", so_far)
+            if self.carried is not None:
+                save_progress(self.run_dir, self.carried, so_far)
             self.mirrored_mtime, self.last = mtime, now

@@ -49,8 +49,9 @@ def share_cores() -> None:
 def train_job(job: Job, device: str, progress: bool, share: bool = False) -> None:
     """Train (or resume) a run until its summary.json exists; wall time adds up in timing.json.
     How the model starts and what is frozen come from the strategy's record. `share`:
-    re-balance torch threads after every update (share_cores). With `job.carried`, the resume
-    state is mirrored there every CARRY_SECONDS (carry.py)."""
+    re-balance torch threads after every update (share_cores). Every CARRY_SECONDS the train
+    seconds so far go to timing.json and, with `job.carried`, the resume state is mirrored
+    there (carry.py)."""
     from asr.train import Trainer
 
     out = job.run_dir
@@ -67,17 +68,16 @@ def train_job(job: Job, device: str, progress: bool, share: bool = False) -> Non
                                 resume=(out / "train_state.safetensors").exists(), device=device,
                                 progress=progress)
     hooks = [share_cores] if share else []
-    if job.carried is not None:
-        hooks.append(carry.Mirror(out, job.carried, timing))
-    trainer.fit(each_step=(lambda: [hook() for hook in hooks]) if hooks else None)
+    hooks.append(carry.Mirror(out, job.carried, timing))
+    trainer.fit(each_step=lambda: [hook() for hook in hooks])
     write_json(out / "timing.json", {"train_seconds": timing["train_seconds"]
                                      + time.perf_counter() - t0,
                                      "sessions": timing["sessions"] + 1})
 
 
 def _timing(run_dir: Path) -> dict:
-    """Wall time of a run's earlier sessions; none recorded when a kill came between the
-    trainer's summary.json and timing.json (that session's time is then lost, not the run)."""
+    """Wall time of a run's earlier sessions, as recorded at its end or, for a session killed
+    before that, at its last mirror (carry.Mirror; the time since is lost, not the run)."""
     path = run_dir / "timing.json"
     timing = json.loads(path.read_text()) if path.exists() else {}
     return {"train_seconds": 0.0, "sessions": 0} | timing
