@@ -161,6 +161,11 @@ class ExperimentConfig:
                        for seed in self.seeds_for(s) for h in self.hours_for(s)})
 
 
+def layout_name(layout: tuple[int, int, int] | None) -> str:
+    """"0-3-1" for a layout [below, shared, above]; "" for the run config's own."""
+    return "" if layout is None else "-".join(map(str, layout))
+
+
 def experiment_path(name: str | Path) -> Path:
     """A YAML path, or the name of a shipped experiment (asr/configs/experiments/<name>.yaml)."""
     p = Path(name)

@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from asr.config import ConfigError, RunConfig, load_run_config, run_config_to_dict
-from asr.experiment.config import ExperimentConfig
+from asr.experiment.config import ExperimentConfig, layout_name
 from asr.experiment.data import data_digest, point_dir
 from asr.experiment.strategies import PRETRAIN, STRATEGIES, Strategy, strategy
 
@@ -45,11 +45,6 @@ def run_config(exp: ExperimentConfig, strategy: str, seed: int,
     if layout is not None:
         overrides.append(f"model.layout=[{','.join(map(str, layout))}]")
     return load_run_config(exp.run.base, overrides)
-
-
-def layout_name(layout: tuple[int, int, int] | None) -> str:
-    """"0-3-1" for [below, shared, above]; "" for the run config's own layout."""
-    return "" if layout is None else "-".join(map(str, layout))
 
 
 def needs_pretrain(exp: ExperimentConfig) -> bool:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from asr.experiment.config import layout_name
 from asr.experiment.results import LocaleScores, RunResult
 from asr.experiment.strategies import PRETRAIN, STRATEGIES, rank
 from asr.fileio import atomic_write, write_json, write_text
@@ -251,7 +252,7 @@ def run_rows(results: list[RunResult], target: str, helpers: list[str]) -> list[
         row |= {k: getattr(r, k) for k in ("parameters", "trainable_parameters", "train_seconds",
                                            "steps", "best_step", "stopped_early", "max_steps",
                                            "run_dir")}
-        row["layout"] = "-".join(map(str, r.layout)) if r.layout else ""
+        row["layout"] = layout_name(r.layout)
         out.append(row)
     return out
 

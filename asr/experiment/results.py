@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from asr.config import from_dict, to_dict
+from asr.experiment.config import layout_name
 from asr.fileio import write_json
 
 
@@ -64,7 +65,7 @@ class RunResult:
     @property
     def variant(self) -> str:
         """The strategy as the report names it: "joint", or "joint 0-3-1" in a layout sweep."""
-        return self.strategy if self.layout is None else f"{self.strategy} {'-'.join(map(str, self.layout))}"
+        return self.strategy if self.layout is None else f"{self.strategy} {layout_name(self.layout)}"
 
     @property
     def hit_cap(self) -> bool:
