@@ -135,14 +135,18 @@ def test_parallel_runs_match_sequential_ones(finished, tmp_path):
                for r in parallel["runs"])
 
 
-def test_interrupted_sweep_resumes(release, tmp_path, monkeypatch):
-    cfg = write_config(tmp_path / "exp.yaml", release, strategies=("target_only",),
-                       max_steps=6, patience=5)
+def crash_first_fit(monkeypatch) -> list[bool]:
+    """The test's first Trainer.fit stops after 3 updates (a state is saved at step 2) with a
+    KeyboardInterrupt, as a kill would; later ones train whole. Returns the `resume` flag of
+    every Trainer built, in order."""
     real_fit, real_init = asr.train.Trainer.fit, asr.train.Trainer.__init__
-    resumed = []
+    resumed, crashed = [], []
 
-    def crash(self, stop_at=None, **kwargs):
-        real_fit(self, stop_at=3)  # a state is saved at step 2
+    def fit(self, stop_at=None, **kwargs):
+        if crashed:
+            return real_fit(self, stop_at, **kwargs)
+        crashed.append(True)
+        real_fit(self, stop_at=3, **kwargs)
         raise KeyboardInterrupt
 
     def init(self, *args, **kwargs):
@@ -150,10 +154,16 @@ def test_interrupted_sweep_resumes(release, tmp_path, monkeypatch):
         real_init(self, *args, **kwargs)
 
     monkeypatch.setattr(asr.train.Trainer, "__init__", init)
-    monkeypatch.setattr(asr.train.Trainer, "fit", crash)
+    monkeypatch.setattr(asr.train.Trainer, "fit", fit)
+    return resumed
+
+
+def test_interrupted_sweep_resumes(release, tmp_path, monkeypatch):
+    cfg = write_config(tmp_path / "exp.yaml", release, strategies=("target_only",),
+                       max_steps=6, patience=5)
+    resumed = crash_first_fit(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path / "out")
-    monkeypatch.setattr(asr.train.Trainer, "fit", real_fit)
     report = run(cfg, tmp_path / "out")
     assert resumed == [False, True, False]  # the crashed run resumed, the next one fresh
     assert [r["steps"] for r in report["runs"]] == [6, 6]
@@ -464,19 +474,7 @@ def test_an_unfinished_run_resumes_on_another_machine(release, tmp_path, monkeyp
     cfg = write_config(tmp_path / "u.yaml", release, strategies=("target_only",),
                        max_steps=6, patience=5)
     cfg.write_text(cfg.read_text() + f"ledger: {ledger_path}\n")
-    real_fit, real_init = asr.train.Trainer.fit, asr.train.Trainer.__init__
-    resumed = []
-
-    def crash(self, stop_at=None, **kwargs):
-        real_fit(self, stop_at=3, **kwargs)  # a state is saved at step 2, and mirrored
-        raise KeyboardInterrupt
-
-    def init(self, *args, **kwargs):
-        resumed.append(kwargs["resume"])
-        real_init(self, *args, **kwargs)
-
-    monkeypatch.setattr(asr.train.Trainer, "__init__", init)
-    monkeypatch.setattr(asr.train.Trainer, "fit", crash)
+    resumed = crash_first_fit(monkeypatch)  # its state at step 2 is mirrored
     with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path / "a", one_point)
     state = Ledger(ledger_path).state_dir
@@ -486,7 +484,6 @@ def test_an_unfinished_run_resumes_on_another_machine(release, tmp_path, monkeyp
     # the killed session's time is kept in the run folder too, for a resume on this machine
     assert json.loads((tmp_path / "a" / "runs" / carried.name / "timing.json").read_text()) == \
         json.loads((carried / "timing.json").read_text())
-    monkeypatch.setattr(asr.train.Trainer, "fit", real_fit)
     report = run(cfg, tmp_path / "b", one_point)
     assert resumed == [False, True]
     (r,) = Ledger(ledger_path).runs.values()
