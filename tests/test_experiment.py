@@ -349,6 +349,9 @@ def test_headline_skips_controls_and_warns_of_a_capped_baseline():
     assert "1, 2 h was stopped by the update cap" in headline(rows, "zh-CN", [1.0, 2.0])
     # every target-only run capped: no ratio, and the headline says why (not "no runs")
     assert "stopped by the update cap at every amount (0.1, 0.3 h)" in headline([], "zh-CN", [0.1, 0.3])
+    # target-only runs and nothing else yet (a sweep's first chunk): not "no target-only runs"
+    assert "No run with the helper languages" in headline([], "zh-CN")
+    assert "No target-only runs" in headline([], "zh-CN", baseline=False)
 
 
 def test_strategies_are_one_table_of_records():

@@ -257,9 +257,11 @@ def run_rows(results: list[RunResult], target: str, helpers: list[str]) -> list[
     return out
 
 
-def headline(ratio_rows: list[dict], target: str, capped: list[float] = ()) -> str:
+def headline(ratio_rows: list[dict], target: str, capped: list[float] = (),
+             baseline: bool = True) -> str:
     """One plain sentence for the top of results.md, with cautions where the intervals overlap
-    or the target-only curve it is read from was cut short by the update cap."""
+    or the target-only curve it is read from was cut short by the update cap. `baseline`:
+    whether any target-only run is reported at all."""
     main = [r for r in ratio_rows
             if STRATEGIES[r["strategy"]].role == "transfer" and r["kind"] in ("within", "above")]
     if not ratio_rows and capped:
@@ -269,6 +271,9 @@ def headline(ratio_rows: list[dict], target: str, capped: list[float] = ()) -> s
                 "much faster a model trains, not how much data it saves. Compare the CERs at equal "
                 "hours below, or train to convergence (train.schedule=plateau, a higher "
                 "budget.max_steps).")
+    if not ratio_rows and baseline:
+        return ("No run with the helper languages is finished yet: the target-only curve below "
+                "is what their data-efficiency ratios will be read from.")
     if not ratio_rows:
         return "No target-only runs: no data-efficiency ratio can be computed."
     if not main:
@@ -292,6 +297,10 @@ def headline(ratio_rows: list[dict], target: str, capped: list[float] = ()) -> s
                  "stopped by the update cap, not by convergence, so those points are left out of "
                  "the target-only curve the ratios are read from: raise budget.max_steps.")
     return text
+
+
+def has_baseline(rows: list[dict]) -> bool:
+    return any(r["strategy"] == BASELINE for r in rows)
 
 
 def baseline_capped(rows: list[dict]) -> list[float]:
@@ -321,7 +330,7 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
              helpers) -> str:
     own = list(rows[0]["own"]) if rows else []
     lines = [f"# Transfer experiment `{exp.name}`: {target} CER against hours", "",
-             headline(ratio_rows, target, baseline_capped(rows)), "",
+             headline(ratio_rows, target, baseline_capped(rows), has_baseline(rows)), "",
              f"**Training budget (one rule for every run).** {rule} The helpers' model is "
              "trained once per seed and shared by every target-hours point; its cost is not "
              "charged to the runs built on it. A run whose steps equal the cap was stopped by "
@@ -497,7 +506,7 @@ def write_report(exp, root: Path, results: list[RunResult], facts: dict, rule: s
     if rows:
         plot(rows, root / "cer_vs_hours.png", target)
         plot_curves(results, root / "dev_cer_vs_updates.png", target)
-    report = {"headline": headline(ratio_rows, target, baseline_capped(rows)), "budget_rule": rule, "aggregate": rows,
+    report = {"headline": headline(ratio_rows, target, baseline_capped(rows), has_baseline(rows)), "budget_rule": rule, "aggregate": rows,
               "ratios": ratio_rows, "forgetting": forget, "forgetting_cer": forget_cer, "runs": per_run}
     write_json(root / "report.json", report)
     return report
