@@ -51,7 +51,8 @@ def find_models(exp: Path) -> dict[str, dict]:
     for job_path in sorted((exp / "runs").glob("*/job.json")):
         job = json.loads(job_path.read_text())
         kind = job["strategy"]
-        if kind in KINDS and kind not in found and (job_path.parent / "model.safetensors").exists():
+        # summary.json: the run finished (an unfinished one holds its best model so far)
+        if kind in KINDS and kind not in found and (job_path.parent / "summary.json").exists():
             found[kind] = {"run_dir": job_path.parent, "data": Path(job["data"])}
     return {k: found[k] for k in KINDS if k in found}
 

@@ -1,8 +1,10 @@
 import csv
+import dataclasses
 import json
 import math
 import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 import yaml
@@ -78,6 +80,10 @@ def test_grid_writes_report_files(finished):
     assert "\n".join(glance(report["aggregate"])) in md
     assert report["headline"].splitlines()[0] in md.splitlines()[2]
     assert "torch==" in (out / "versions.txt").read_text()
+    # each run names its data by an absolute path, so scripts find it from any directory
+    for job in (out / "runs").glob("*/job.json"):
+        data = Path(json.loads(job.read_text())["data"])
+        assert data.is_absolute() and data.is_dir(), job
     # the experiment.yaml written there reloads to the same config
     assert load_experiment_config(out / "experiment.yaml") == load_experiment_config(finished[0])
 
@@ -312,9 +318,11 @@ def test_per_strategy_overrides_touch_only_that_strategy(tmp_path, release):
 
 def test_progressive_variants_differ_only_in_their_column(tmp_path, release):
     exp = load_experiment_config(write_config(tmp_path / "p.yaml", release, strategies=(
-        "progressive", "progressive_copy", "progressive_nolateral")))
-    plain, copy, alone = (run_config(exp, s, 0) for s in exp.grid.strategies)
+        "progressive", "progressive_copy", "progressive_nolateral", "progressive_alpha1")))
+    plain, copy, alone, loud = (run_config(exp, s, 0) for s in exp.grid.strategies)
     assert (plain.progressive.init, copy.progressive.init) == ("random", "copy")
+    assert (plain.progressive.lateral_scale_init, loud.progressive.lateral_scale_init) == (0.1, 1.0)
+    assert dataclasses.replace(loud.progressive, lateral_scale_init=0.1) == plain.progressive
     assert alone.progressive.adapter_blocks == () and plain.progressive.adapter_blocks != ()
     assert plain.model == copy.model == alone.model and plain.train == copy.train
 

@@ -161,7 +161,9 @@ def execute_job(job: Job, device: str, facts: dict, progress: bool = True, threa
     job.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(job.run_dir / "job.json", {"strategy": job.strategy, "seed": job.seed,
                                           "hours": job.hours, "key": job.key,
-                                          "locales": job.locales, "data": str(job.data_dir)})
+                                          "locales": job.locales,
+                                          # absolute: read by scripts run from anywhere
+                                          "data": str(job.data_dir.resolve())})
     with contextlib.ExitStack() as stack:
         # one writer per run folder: scoring and tidying too, not only the Trainer's part
         stack.enter_context(FolderLock(job.run_dir, "run folder"))

@@ -75,6 +75,13 @@ TABLE = (
              "target with lateral adapters", start="helpers_column"),
     Strategy("progressive_copy", "as progressive, the new column starting as a copy of the "
              "helpers' column", start="helpers_column", overrides=("progressive.init=copy",)),
+    # Rusu et al.'s learned scale alpha exists "to adjust for the different scales of the
+    # different inputs"; initialised small (0.1), a fresh column's laterals reach it at ~8% of
+    # the RMS of its own stream (every block ends in a LayerNorm: RMS ~1), and after training
+    # on 0.05 h the top one had grown to match it (measured on transfer_full's progressive run)
+    Strategy("progressive_alpha1", "as progressive, the laterals' scales starting at 1 "
+             "(the earlier column's features as loud as the new column's own from the start)",
+             start="helpers_column", overrides=("progressive.lateral_scale_init=1.0",)),
     Strategy("progressive_nolateral", "as progressive without lateral adapters (the new "
              "column trained alone)", start="helpers_column",
              overrides=("progressive.adapter_blocks=[]",), role="control"),
