@@ -299,8 +299,10 @@ def headline(ratio_rows: list[dict], target: str, capped: list[float] = (),
     return text
 
 
-def has_baseline(rows: list[dict]) -> bool:
-    return any(r["strategy"] == BASELINE for r in rows)
+def headline_of(rows: list[dict], ratio_rows: list[dict], target: str) -> str:
+    """`headline` for the aggregate rows: the capped target-only points and whether any exist."""
+    return headline(ratio_rows, target, baseline_capped(rows),
+                    any(r["strategy"] == BASELINE for r in rows))
 
 
 def baseline_capped(rows: list[dict]) -> list[float]:
@@ -330,7 +332,7 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
              helpers) -> str:
     own = list(rows[0]["own"]) if rows else []
     lines = [f"# Transfer experiment `{exp.name}`: {target} CER against hours", "",
-             headline(ratio_rows, target, baseline_capped(rows), has_baseline(rows)), "",
+             headline_of(rows, ratio_rows, target), "",
              f"**Training budget (one rule for every run).** {rule} The helpers' model is "
              "trained once per seed and shared by every target-hours point; its cost is not "
              "charged to the runs built on it. A run whose steps equal the cap was stopped by "
@@ -506,7 +508,7 @@ def write_report(exp, root: Path, results: list[RunResult], facts: dict, rule: s
     if rows:
         plot(rows, root / "cer_vs_hours.png", target)
         plot_curves(results, root / "dev_cer_vs_updates.png", target)
-    report = {"headline": headline(ratio_rows, target, baseline_capped(rows), has_baseline(rows)), "budget_rule": rule, "aggregate": rows,
+    report = {"headline": headline_of(rows, ratio_rows, target), "budget_rule": rule, "aggregate": rows,
               "ratios": ratio_rows, "forgetting": forget, "forgetting_cer": forget_cer, "runs": per_run}
     write_json(root / "report.json", report)
     return report
