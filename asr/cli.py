@@ -459,6 +459,11 @@ def add_lid_fit(sub) -> None:
     p.add_argument("--data", required=True, type=Path,
                    help="prepared data directory holding <locale>/train.jsonl for every language")
     p.add_argument("--out", type=Path, default=None, help="model file to write (default: replace --model's)")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="the model --model was fine-tuned from: keep its front end and shared "
+                   "blocks, frozen, for language ID (fine-tuning moves the model's own away from "
+                   "its other languages; fine-tuning keeps one itself now: this is for models "
+                   "fine-tuned before)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.set_defaults(func=run_lid_fit)
 
@@ -468,7 +473,7 @@ def run_lid_fit(args) -> int:
     from asr.lid import format_record, refit
 
     out, record = refit(args.model, args.data, args.out, device=resolve_device(args.device),
-                        progress=lambda m: print(m, file=sys.stderr))
+                        progress=lambda m: print(m, file=sys.stderr), reference=args.reference)
     print(f"language ID on held-out speakers:\n{format_record(record)}\nwritten: {out}")
     return 0
 

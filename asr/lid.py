@@ -338,10 +338,13 @@ def confusion(true: list[str], predicted: list[str], languages: list[str]) -> np
 
 
 def refit(model_path: str | Path, data_dir: str | Path, out: str | Path | None = None,
-          device: str = "cpu", progress=None) -> tuple[Path, LidRecord]:
+          device: str = "cpu", progress=None, reference: str | Path | None = None,
+          ) -> tuple[Path, LidRecord]:
     """Fit a model file's language ID on prepared data of every one of its languages (after
     fine-tuning on one language, say) and write it to `out` (default: the same file, replaced
-    atomically). Returns the file written and the record."""
+    atomically). `reference`: the model it was fine-tuned from, whose front end and shared
+    blocks it keeps, frozen, for language ID (`MultilingualCTC.keep_lid_reference`; training
+    does this itself since the field exists). Returns the file written and the record."""
     from asr.package import load_package_model, resolve_model_path, save_model
 
     model, package = load_package_model(model_path, device=device)
@@ -350,6 +353,8 @@ def refit(model_path: str | Path, data_dir: str | Path, out: str | Path | None =
     if model.lid_needs_locale:
         raise LanguageIDError(f"{package.path}: layout {list(model.config.layout)} has "
                               "per-language input blocks, so it cannot identify a language")
+    if reference is not None:
+        _keep_reference(model, package, reference, device)
     splits = splits_from_dir(data_dir, model.languages, package.tokenizers, package.config.features)
     missing = [loc for loc in model.languages if loc not in splits]
     if missing:
@@ -362,6 +367,29 @@ def refit(model_path: str | Path, data_dir: str | Path, out: str | Path | None =
     save_model(out, model, package.config, package.tokenizers, package.stats,
                lid=record.to_dict(), extra=extra)
     return out, record
+
+
+def _keep_reference(model, package, reference: str | Path, device) -> None:
+    """Give `model` the front end and shared blocks of the model file `reference`, frozen,
+    for language ID; both must normalise features alike."""
+    from asr.model.multilingual import MultilingualCTC
+    from asr.package import load_package_model
+
+    source, ref_package = load_package_model(reference, device=device)
+    where = f"--reference {ref_package.path}"
+    if not isinstance(model, MultilingualCTC) or not isinstance(source, MultilingualCTC):
+        raise LanguageIDError(f"{where}: a LID reference is for a fine-tuned joint model; a "
+                              "progressive model's language ID reads its frozen columns")
+    if model.lid_reference is not None:
+        raise LanguageIDError(f"{package.path} already keeps a LID reference")
+    if not (np.allclose(package.stats.mean, ref_package.stats.mean)
+            and np.allclose(package.stats.std, ref_package.stats.std)):
+        raise LanguageIDError(f"{where}: its feature statistics differ from {package.path}'s, "
+                              "so it is not the model that one was fine-tuned from")
+    try:
+        model.keep_lid_reference(source)
+    except ValueError as e:
+        raise LanguageIDError(f"{where}: {e}") from None
 
 
 def format_record(record: LidRecord) -> str:

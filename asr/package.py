@@ -58,7 +58,7 @@ def _architecture(model) -> dict:
     """Metadata that lets `load_package_model` rebuild the model class and its columns."""
     if isinstance(model, ProgressiveCTC):
         return {"architecture": "progressive", "progressive": model.spec()}
-    return {"architecture": "multilingual"}
+    return {"architecture": "multilingual", "lid_reference": model.lid_reference is not None}
 
 
 def resolve_model_path(path: str | Path) -> Path:
@@ -74,7 +74,10 @@ def _build(cfg: RunConfig, meta: dict, vocab_sizes: dict[str, int]) -> torch.nn.
     if architecture == "progressive":
         return ProgressiveCTC.from_spec(cfg.model, meta["progressive"], vocab_sizes)
     if architecture == "multilingual":
-        return MultilingualCTC(cfg.model, vocab_sizes)
+        model = MultilingualCTC(cfg.model, vocab_sizes)
+        if meta.get("lid_reference"):  # absent from files before the field: none kept
+            model.keep_lid_reference()
+        return model
     raise ValueError(f"unknown architecture {architecture!r}")
 
 

@@ -66,6 +66,19 @@ def freeze(model: torch.nn.Module, prefixes: list[str]) -> int:
     return n
 
 
+def keeps_lid_reference(model: torch.nn.Module, locales: list[str]) -> bool:
+    """Whether fine-tuning `model` (as started, frozen where asked) on `locales` keeps a
+    frozen copy of its language-independent path for language ID: when the run trains that
+    path but not every language the model holds (the others would lose their LID evidence;
+    asr/model/multilingual.py), and the model can identify languages at all."""
+    if not isinstance(model, MultilingualCTC) or model.lid_needs_locale:
+        return False
+    if set(model.languages) <= set(locales):
+        return False  # every language trains: the path keeps learning them all
+    path = [model.frontend, model.shared]
+    return any(p.requires_grad for m in path for p in m.parameters())
+
+
 def start_model(cfg: RunConfig, data_dir: Path, locales: list[str],
                 caches: dict[str, FeatureCache], init: str | Path | None = None,
                 base: str | Path | None = None) -> tuple[RunConfig, torch.nn.Module,
@@ -146,6 +159,8 @@ def build_run(cfg: RunConfig, data_dir: str | Path, locales: list[str],
     cfg, model, tokenizers, stats = start_model(cfg, data_dir, locales, caches, init=init,
                                                 base=base)
     freeze(model, list(freeze_prefixes))
+    if init is not None and keeps_lid_reference(model, locales):
+        model.keep_lid_reference()
 
     def split(loc: str, name: str) -> LanguageData:
         return LanguageData(loc, data_dir / loc / f"{name}.jsonl", feature_dir(data_dir, loc, name),

@@ -148,6 +148,13 @@ class Trainer:
             raise TrainingError(f"--resume: {path} not found (nothing to resume in {self.out})")
         tensors, meta = ckpt.load_package(path)
         model_t = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        own = self.model.state_dict()
+        if any(k.startswith("lid_reference.") for k in own) and not any(
+                k.startswith("lid_reference.") for k in model_t):
+            # saved before fine-tuning kept a LID reference: the copy is the start model's
+            # path as built, and the LID head stays unfitted until training ends
+            model_t = {k: v for k, v in model_t.items() if not k.startswith("lid.")} | {
+                k: v for k, v in own.items() if k.startswith(("lid.", "lid_reference."))}
         try:
             self.model.load_state_dict(model_t)
             ckpt.load_optimizer_state(self.optimizer, tensors, meta["optimizer"])
@@ -394,4 +401,7 @@ class Trainer:
                 "world_size": self.dist.world_size,
                 "threads": torch.get_num_threads()} | self.precision.to_dict() | (
                     {"columns": self.model.parameter_report()}
-                    if isinstance(self.model, ProgressiveCTC) else {})
+                    if isinstance(self.model, ProgressiveCTC) else {}) | (
+                    # counted in "parameters": the frozen copy that only language ID reads
+                    {"lid_reference_parameters": count_parameters(self.model.lid_reference)}
+                    if getattr(self.model, "lid_reference", None) is not None else {})

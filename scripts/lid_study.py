@@ -10,7 +10,8 @@ each model, on the test speakers of its data:
   * the model's own language ID, as `asr evaluate` reports it (the head fitted after
     training, asr/lid.py), with its confusion matrix;
   * the alternatives on the same frozen encoder: a head fitted on the last shared block's
-    statistics alone, and
+    statistics alone; for a fine-tuned model, on its own blocks alone and on the blocks it
+    keeps frozen from the model it was fine-tuned from (its LID reference) alone; and
     CTC confidence (each language's head decodes; the most confident, by mean best-token
     log-probability per frame, wins);
   * a harder condition: test sentences spoken by eSpeak voice variants that no speaker of
@@ -87,28 +88,35 @@ def ctc_confidence(model, data, stats) -> list[str]:
     return picks
 
 
-def last_block_accuracy(model, package, fit_dir: Path, tests: dict) -> dict[str, float] | None:
-    """A head fitted like the model's on the last shared block's statistics alone (what the
-    head read before it pooled every block); None for progressive models."""
+def part_accuracies(model, package, fit_dir: Path, tests: dict) -> dict[str, dict | None]:
+    """Heads fitted like the model's (without the re-recorded copies) on parts of its
+    statistics: the last shared block alone (what the head read before it pooled every block),
+    and for a fine-tuned model that keeps a LID reference, its own blocks alone (LID as before
+    the reference) and the reference's alone. {part: {locale: accuracy} or None}; all None for
+    progressive models."""
     from asr.lid import fit_head, pooled, splits_from_dir
     from asr.model.heads import LanguageIDHead
     from asr.model.progressive import ProgressiveCTC
 
+    names = ("last_block", "own_blocks", "reference_only")
     if isinstance(model, ProgressiveCTC):
-        return None
-    last = slice(-2 * model.config.d_model, None)
+        return dict.fromkeys(names)
+    half = model.lid_statistics // 2
+    parts = {"last_block": slice(-2 * model.config.d_model, None)}
+    if model.lid_reference is not None:
+        parts |= {"own_blocks": slice(half, None), "reference_only": slice(0, half)}
     splits = splits_from_dir(fit_dir, model.languages, package.tokenizers, package.config.features)
-    xs, ys = [], []
-    for k, loc in enumerate(model.languages):
-        x = pooled(model, *splits[loc].fit, package.stats, torch.device("cpu"))[:, last]
-        xs.append(x)
-        ys.append(torch.full((len(x),), k))
-    head = LanguageIDHead(xs[0].shape[1], len(model.languages))
-    fit_head(head, torch.cat(xs), torch.cat(ys), len(model.languages))
-    out = {}
-    for loc, data in tests.items():
-        x = pooled(model, data, list(range(len(data))), package.stats, torch.device("cpu"))[:, last]
-        out[loc] = float((head(x).argmax(1) == model.languages.index(loc)).float().mean())
+    cpu = torch.device("cpu")
+    fit = [pooled(model, *splits[loc].fit, package.stats, cpu) for loc in model.languages]
+    ys = torch.cat([torch.full((len(x),), k) for k, x in enumerate(fit)])
+    test = {loc: pooled(model, data, list(range(len(data))), package.stats, cpu)
+            for loc, data in tests.items()}
+    out = dict.fromkeys(names)
+    for name, cols in parts.items():
+        head = LanguageIDHead(fit[0][:, cols].shape[1], len(model.languages))
+        fit_head(head, torch.cat([x[:, cols] for x in fit]), ys, len(model.languages))
+        out[name] = {loc: float((head(x[:, cols]).argmax(1) == model.languages.index(loc)).float().mean())
+                     for loc, x in test.items()}
     return out
 
 
@@ -199,7 +207,7 @@ def main(argv=None) -> int:
         tests = test_data(model, package, m["data"])
         ctc = {loc: float(np.mean([p == loc for p in ctc_confidence(model, d, package.stats)]))
                for loc, d in tests.items()}
-        last_only = last_block_accuracy(model, package, m["data"], tests)
+        parts = part_accuracies(model, package, m["data"], tests)
         # the harder condition, through transcribe --lang auto
         api = load_model(m["run_dir"])
         hard = {}
@@ -219,7 +227,8 @@ def main(argv=None) -> int:
             "test": {loc: r["lid_accuracy"] for loc, r in report["languages"].items()},
             "test_cer": {loc: r["cer"]["rate"] for loc, r in report["languages"].items()},
             "confusion": {"true": true, "predicted": pred, "counts": conf.tolist()},
-            "alternatives": {"last_block": last_only, "ctc_confidence": ctc},
+            "lid_reference": getattr(model, "lid_reference", None) is not None,
+            "alternatives": parts | {"ctc_confidence": ctc},
             "hard": hard}
         print(json.dumps({kind: results[kind]["test"]}), file=sys.stderr)
     meta = {"machine": cpu_model(), "seconds": round(time.time() - t0), "hard_clips": args.hard_clips,
@@ -243,9 +252,14 @@ def format_md(results: dict, meta: dict) -> str:
              "`transcribe --lang auto`).", ""]
     for kind, r in results.items():
         langs = r["languages"]
-        rows = [["fitted head: every shared block (the model's)", *[pct(r["test"].get(x)) for x in langs]],
-                ["fitted head: last block's statistics only",
-                 *[pct((r["alternatives"]["last_block"] or {}).get(x)) for x in langs]],
+        alt = r["alternatives"]
+        own = ("fitted head: the reference's and its own shared blocks (the model's)"
+               if r.get("lid_reference") else "fitted head: every shared block (the model's)")
+        rows = [[own, *[pct(r["test"].get(x)) for x in langs]],
+                *[[label, *[pct(alt[name].get(x)) for x in langs]] for name, label in (
+                    ("own_blocks", "fitted head: its own (fine-tuned) blocks only"),
+                    ("reference_only", "fitted head: the reference's blocks only"),
+                    ("last_block", "fitted head: last block's statistics only")) if alt.get(name)],
                 ["CTC confidence, every head", *[pct(r["alternatives"]["ctc_confidence"].get(x)) for x in langs]],
                 ["harder condition, --lang auto", *[pct(r["hard"][x]["accuracy"]) for x in langs]],
                 ["recorded at fit (held-out speakers)",

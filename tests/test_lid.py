@@ -145,6 +145,71 @@ def test_unfitted_model_refuses_auto_and_lid_fit_fixes_it(tiny_run, fake_data, t
     assert "no prepared training data for de" in capsys.readouterr().err
 
 
+def test_fine_tuning_on_one_language_keeps_the_start_encoder_for_language_id(
+        tiny_run, fake_data, tmp_path):
+    """Fine-tuned on zh-CN alone, a de + zh-CN model keeps its start's front end and shared
+    blocks, frozen, for language ID; its own blocks move, its LID is fitted on both languages;
+    the file reloads with the reference. Fine-tuning on every language, or a frozen encoder,
+    keeps none. A train state saved without the reference still resumes."""
+    from asr.checkpoint import load_package, save_package
+    from asr.config import load_run_config
+    from asr.package import load_package_model
+    from asr.train import Trainer
+
+    start, _ = load_package_model(tiny_run)
+    cfg = load_run_config("tiny", ["train.max_steps=12", "train.valid_every=6"])
+    Trainer.from_data(cfg, fake_data, ["zh-CN"], tmp_path / "ft", init=tiny_run,
+                      progress=False).fit()
+    tuned, pkg = load_package_model(tmp_path / "ft")
+    assert tuned.lid_reference is not None and pkg.meta["lid_reference"] is True
+    for k, v in start.shared.state_dict().items():
+        torch.testing.assert_close(tuned.lid_reference.shared.state_dict()[k], v)
+    assert any(not torch.equal(v, start.shared.state_dict()[k])
+               for k, v in tuned.shared.state_dict().items())
+    assert set(record_of(pkg.meta).accuracy) == {"de", "zh-CN"}
+    assert tuned.lid.proj.in_features == 2 * start.lid.proj.in_features
+    for locales, freeze in ((["de", "zh-CN"], ()), (["zh-CN"], ("encoder",))):
+        trainer = Trainer.from_data(cfg, fake_data, locales, tmp_path / f"x{len(locales)}",
+                                    init=tiny_run, freeze=freeze, progress=False)
+        assert trainer.model.lid_reference is None
+    # a state from before the reference existed: no lid_reference.*, a LID head of the old size
+    state = tmp_path / "ft" / "train_state.safetensors"
+    tensors, meta = load_package(state)
+    old = {k: v for k, v in tensors.items() if not k.startswith("model.lid_reference.")}
+    old |= {f"model.lid.{k}": v for k, v in start.lid.state_dict().items()}
+    save_package(state, old, meta)
+    resumed = Trainer.from_data(load_run_config("tiny", ["train.max_steps=14", "train.valid_every=6"]),
+                                fake_data, ["zh-CN"], tmp_path / "ft", init=tiny_run, resume=True,
+                                progress=False)
+    assert resumed.step == 12
+    for k, v in start.shared.state_dict().items():
+        torch.testing.assert_close(resumed.model.lid_reference.shared.state_dict()[k], v)
+
+
+def test_lid_fit_keeps_a_reference_for_a_model_fine_tuned_before(tiny_run, fake_data, tmp_path,
+                                                                 capsys):
+    """`asr lid-fit --reference START` gives a fine-tuned model file without a reference the
+    start's path for LID; a second reference, or a model normalised otherwise, is refused."""
+    from asr.package import load_package_model, save_model
+
+    model, pkg = load_package_model(tiny_run)
+    out = tmp_path / "with_ref.safetensors"
+    assert asr(["lid-fit", "--model", str(tiny_run), "--data", str(fake_data), "--out", str(out),
+                "--reference", str(tiny_run)]) == 0
+    kept, kept_pkg = load_package_model(out)
+    assert kept.lid_reference is not None and set(record_of(kept_pkg.meta).accuracy) == {"de", "zh-CN"}
+    capsys.readouterr()
+    assert asr(["lid-fit", "--model", str(out), "--data", str(fake_data), "--reference",
+                str(tiny_run)]) == 2
+    assert "already keeps a LID reference" in capsys.readouterr().err
+    other = tmp_path / "other_stats.safetensors"
+    pkg.stats.mean = pkg.stats.mean + 1.0
+    save_model(other, model, pkg.config, pkg.tokenizers, pkg.stats, lid=pkg.meta["lid"])
+    assert asr(["lid-fit", "--model", str(tiny_run), "--data", str(fake_data), "--out",
+                str(tmp_path / "x.safetensors"), "--reference", str(other)]) == 2
+    assert "feature statistics differ" in capsys.readouterr().err
+
+
 def test_evaluate_writes_a_confusion_matrix(tiny_run, fake_data, tmp_path, capsys):
     assert asr(["evaluate", "--model", str(tiny_run), "--data", str(fake_data), "--out",
                 str(tmp_path), "--no-progress"]) == 0

@@ -111,6 +111,45 @@ def test_padding_never_changes_real_frames(layout):
         torch.testing.assert_close(lid_batched[:1], lid_alone, atol=1e-5, rtol=1e-5)
 
 
+def test_a_lid_reference_is_frozen_read_by_lid_alone_and_ignores_padding():
+    """A fine-tuned model's LID reference: a frozen copy of the start's language-independent
+    path; CTC output unchanged, LID statistics doubled (reference first), padding-blind, kept in
+    eval mode, and rebuilt by a package from its metadata."""
+    model = tiny_model()
+    short, short_len = batch([37], seed=1)
+    with torch.no_grad():
+        before = model(short, short_len, "de")["log_probs"]
+        own = model.encode_shared(short, short_len, statistics=True)[2]
+    start = {k: v.clone() for k, v in model.shared.state_dict().items()}
+    model.keep_lid_reference()
+    with torch.no_grad():
+        for p in model.shared.parameters():  # fine-tuning moves the model's own blocks
+            p.add_(0.1 * torch.randn_like(p))
+    assert all(not p.requires_grad for p in model.lid_reference.parameters())
+    assert model.train().lid_reference.training is False
+    model.eval()
+    for k, v in model.lid_reference.shared.state_dict().items():
+        torch.testing.assert_close(v, start[k])
+    long, long_len = batch([61], seed=2)
+    padded = torch.cat([short, torch.full((1, 24, N_MELS), 7.0)], dim=1)
+    with torch.no_grad():
+        stats = model.encode_shared(short, short_len, statistics=True)[2]
+        batched = model.encode_shared(torch.cat([padded, long]), torch.cat([short_len, long_len]),
+                                      statistics=True)[2]
+    assert stats.shape[-1] == model.lid_statistics == 2 * own.shape[-1]
+    torch.testing.assert_close(stats[:, :own.shape[-1]], own)  # the start's statistics, first
+    torch.testing.assert_close(batched[:1], stats, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(model(short, short_len, "de")["log_probs"], before)
+    clone = MultilingualCTC(model.config, VOCAB)
+    clone.keep_lid_reference()
+    clone.load_state_dict(model.state_dict())  # the names a package stores
+    other = tiny_model(layout=(0, 3, 0))
+    with pytest.raises(ValueError, match="front end and shared"):
+        tiny_model().keep_lid_reference(other)
+    with pytest.raises(ValueError, match="shared front end"):
+        tiny_model(layout=(1, 1, 0)).keep_lid_reference()
+
+
 # ---- heads and outputs ------------------------------------------------------------------------
 def test_each_head_has_its_vocab_size_and_normalised_log_probs():
     model = tiny_model()

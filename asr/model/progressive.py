@@ -73,6 +73,9 @@ class ProgressiveCTC(nn.Module):
                 f"progressive columns need a language-independent path for the laterals to read: "
                 f"layout [0, K>0, M], got {list(c.layout)}")
         self.config: ModelConfig = c
+        if first.lid_reference is not None:  # a fine-tuned model's: frozen as a column, LID reads
+            first.lid_reference = None       # the column itself (and its own LID head is unused)
+            first.lid = LanguageIDHead(first.lid_statistics, len(first.languages))
         self.columns = nn.ModuleList([first])
         self.laterals = nn.ModuleList([nn.ModuleDict()])  # laterals[k]: position -> adapter into column k
         self.column_configs: list[ProgressiveConfig | None] = [None]
