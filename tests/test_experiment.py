@@ -421,6 +421,13 @@ def test_a_european_target_runs_to_a_report(european_release, tmp_path):
     assert "it CER against hours" in md and "Forgetting" in md
     assert (out / "cer_vs_hours.png").stat().st_size > 1000
     assert [f["strategy"] for f in report["forgetting"]] == ["finetune", "finetune"]
+    tuned = sorted((out / "runs").glob("finetune-*"))
+    assert len(tuned) == 2
+    for run_dir in tuned:  # it keeps a LID reference, left out of the recogniser's cost
+        described = json.loads((run_dir / "run.json").read_text())
+        result = json.loads((run_dir / "result.json").read_text())
+        assert described["lid_reference_parameters"] > 0
+        assert result["parameters"] == described["parameters"] - described["lid_reference_parameters"]
 
 
 def test_ledger_carries_a_sweep_across_machines(release, tmp_path, monkeypatch, capsys):

@@ -46,7 +46,7 @@ class RunResult:
     actual_hours: float | None  # target hours the subset holds
     unseen_char_rate: float | None  # share of test characters never seen in training text
     test: dict[str, LocaleScores]  # per language scored
-    parameters: int
+    parameters: int  # the recogniser's (a fine-tuned model's LID reference apart)
     trainable_parameters: int
     train_seconds: float  # wall time over all sessions of the run
     steps: int  # updates trained

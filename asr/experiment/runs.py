@@ -127,7 +127,9 @@ def finish_job(job: Job, device: str, facts: dict) -> RunResult:
     result = RunResult(
         key=job.key, strategy=job.strategy, seed=job.seed, hours=job.hours,
         actual_hours=point.get("actual_hours"), unseen_char_rate=point.get("unseen_char_rate"),
-        test=score_job(job, device), parameters=described["parameters"],
+        test=score_job(job, device),
+        # the recogniser's: a fine-tuned model's frozen LID reference is language ID's alone
+        parameters=described["parameters"] - described.get("lid_reference_parameters", 0),
         trainable_parameters=described["trainable_parameters"],
         train_seconds=_timing(job.run_dir)["train_seconds"], steps=summary["steps"],
         best_step=summary["best_step"], stopped_early=summary["stopped_early"],
