@@ -148,6 +148,12 @@ def test_a_lid_reference_is_frozen_read_by_lid_alone_and_ignores_padding():
         tiny_model().keep_lid_reference(other)
     with pytest.raises(ValueError, match="shared front end"):
         tiny_model(layout=(1, 1, 0)).keep_lid_reference()
+    # a progressive column on it: the column is frozen, so LID reads it and the copy goes
+    from asr.model.progressive import ProgressiveCTC
+
+    progressive = ProgressiveCTC(model)
+    assert model.lid_reference is None and model.lid.proj.in_features == own.shape[-1]
+    assert not any(k.startswith("columns.0.lid_reference.") for k in progressive.state_dict())
 
 
 # ---- heads and outputs ------------------------------------------------------------------------
