@@ -458,12 +458,12 @@ def add_lid_fit(sub) -> None:
     p.add_argument("--model", required=True, type=Path, help="run directory or model.safetensors")
     p.add_argument("--data", required=True, type=Path,
                    help="prepared data directory holding <locale>/train.jsonl for every language")
-    p.add_argument("--out", type=Path, default=None, help="model file to write (default: replace --model's)")
-    p.add_argument("--reference", type=Path, default=None,
+    p.add_argument("--out", type=Path, default=None, help="model file to write; None: replace --model's")
+    p.add_argument("--reference", type=Path, default=None, metavar="START",
                    help="the model --model was fine-tuned from: keep its front end and shared "
                    "blocks, frozen, for language ID (fine-tuning moves the model's own away from "
-                   "its other languages; fine-tuning keeps one itself now: this is for models "
-                   "fine-tuned before)")
+                   "its other languages). Fine-tuning runs keep one themselves; this is for "
+                   "models fine-tuned before they did")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.set_defaults(func=run_lid_fit)
 
