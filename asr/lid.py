@@ -386,8 +386,9 @@ def _keep_reference(model, package, reference: str | Path, device) -> None:
                               "progressive model's language ID reads its frozen columns")
     if model.lid_reference is not None:
         raise LanguageIDError(f"{package.path} already keeps a LID reference")
-    if not (np.allclose(package.stats.mean, ref_package.stats.mean)
-            and np.allclose(package.stats.std, ref_package.stats.std)):
+    mine, theirs = package.stats, ref_package.stats
+    if mine.mean.shape != theirs.mean.shape or not (
+            np.allclose(mine.mean, theirs.mean) and np.allclose(mine.std, theirs.std)):
         raise LanguageIDError(f"{where}: its feature statistics differ from {package.path}'s, "
                               "so it is not the model that one was fine-tuned from")
     try:
