@@ -347,8 +347,9 @@ def refit(model_path: str | Path, data_dir: str | Path, out: str | Path | None =
     """Fit a model file's language ID on prepared data of every one of its languages (after
     fine-tuning on one language, say) and write it to `out` (default: the same file, replaced
     atomically). `reference`: the model it was fine-tuned from, whose front end and shared
-    blocks it keeps, frozen, for language ID (`MultilingualCTC.keep_lid_reference`; training
-    does this itself since the field exists). Returns the file written and the record."""
+    blocks it keeps, frozen, for language ID (`MultilingualCTC.keep_lid_reference`; fine-tuning
+    runs keep one themselves, this is for models fine-tuned before they did). Returns the file
+    written and the record."""
     from asr.package import load_package_model, resolve_model_path, save_model
 
     model, package = load_package_model(model_path, device=device)
