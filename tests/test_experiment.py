@@ -479,6 +479,44 @@ def test_ledger_carries_a_sweep_across_machines(release, tmp_path, monkeypatch, 
     assert len(Ledger(ledger_path)) == 1 + 2 * len(HOURS)
 
 
+def test_a_run_another_experiment_finished_is_taken_from_its_ledger(release, tmp_path,
+                                                                    monkeypatch, capsys):
+    """An experiment that plans a run another one finished (the same key) takes it from the
+    other's ledger (`ledgers_from`) instead of training it, and restores the helpers' model
+    its own new runs start from out of the other's carried state."""
+    from asr.experiment.ledger import Ledger
+
+    first_ledger = tmp_path / "docs" / "first" / "ledger.jsonl"
+    cfg = write_config(tmp_path / "first.yaml", release)
+    cfg.write_text(cfg.read_text() + f"ledger: {first_ledger}\n")
+    run(cfg, tmp_path / "first", [f"target.hours=[{HOURS[0]}]"])
+    assert len(Ledger(first_ledger)) == 3  # pretrain, target_only and progressive at HOURS[0]
+    second_ledger = tmp_path / "docs" / "second" / "ledger.jsonl"
+    other = write_config(tmp_path / "second.yaml", release)
+    other.write_text(other.read_text().replace("name: tiny_transfer", "name: second")
+                     + f"ledger: {second_ledger}\nledgers_from: [{first_ledger}]\n")
+    trained, real_fit = [], asr.train.Trainer.fit
+
+    def fit(self, *args, **kwargs):
+        trained.append(self.out.name.split("-s")[0])
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(asr.train.Trainer, "fit", fit)
+    capsys.readouterr()
+    report = run(other, tmp_path / "second")
+    assert sorted(trained) == sorted(f"{s}-h{HOURS[1]:g}" for s in ("target_only", "progressive"))
+    assert capsys.readouterr().out.count(f"taken from {first_ledger}") == 3
+    assert len(Ledger(second_ledger)) == len(report["runs"]) == 1 + 2 * len(HOURS)
+    assert len(Ledger(first_ledger)) == 3  # read only
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(other.read_text().replace(str(first_ledger), str(tmp_path / "nowhere.jsonl")))
+    with pytest.raises(FileNotFoundError, match="nowhere.jsonl not found"):
+        run(bad, tmp_path / "bad")
+    bad.write_text(other.read_text().replace(f"ledger: {second_ledger}\n", ""))
+    with pytest.raises(ConfigError, match="ledgers_from needs a ledger"):
+        run(bad, tmp_path / "bad")
+
+
 def test_an_unfinished_run_resumes_on_another_machine(release, tmp_path, monkeypatch):
     """An interrupted run's resume state, mirrored beside the ledger, lets a sweep on a machine
     without its run folder resume it (train seconds adding up) rather than start again; once

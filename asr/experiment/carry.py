@@ -31,10 +31,6 @@ CARRY_SECONDS = 600  # wall seconds between two mirrors of an unfinished run's r
 RESUME_FILES = ("train_state.safetensors", "model.safetensors", "metrics.jsonl")
 
 
-def carried_dir(state_root: Path, run_dir: Path) -> Path:
-    return state_root / run_dir.name
-
-
 def save_progress(run_dir: Path, carried: Path, timing: dict) -> bool:
     """Mirror an unfinished run's resume state into `carried`; False when it has none yet.
     Call it from the training thread (between updates), so no file changes while copied."""

@@ -141,6 +141,9 @@ class ExperimentConfig:
     # the committed record of finished runs (asr/experiment/ledger.py), relative to the
     # working directory, e.g. docs/results/transfer_full/ledger.jsonl; None: none kept
     ledger: str | None = None
+    # other experiments' ledgers, read only: a run whose key one of them holds (the same run
+    # config, data and code) is taken from there into this ledger instead of trained again
+    ledgers_from: tuple[str, ...] = ()
 
     def hours_for(self, strategy: str) -> tuple[float, ...]:
         g = self.grid.per_strategy.get(strategy)
@@ -196,4 +199,6 @@ def read_experiment_config(name: str | Path, overrides: list[str] = ()) -> Exper
         raise ConfigError(f"target {exp.target.locale} is also a helper language")
     if not exp.target.hours or min(exp.target.hours) <= 0:
         raise ConfigError("target.hours: give at least one positive number of hours")
+    if exp.ledgers_from and not exp.ledger:
+        raise ConfigError("ledgers_from needs a ledger of this experiment's own to take runs into")
     return exp

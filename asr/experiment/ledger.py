@@ -9,10 +9,16 @@ every run whose key is in the ledger, and the report is rebuilt from the ledger 
 One line per run, sorted by (strategy, hours, seed, key), so a diff shows the runs added and
 two machines' ledgers merge line by line. Written atomically by the one process that runs the
 sweep (asr/experiment/runs.py), after each run finishes.
+
+Two experiments can plan the same run: the same key means the same run config, data and code
+(plan.py), e.g. sharing_depth's all-shared layout at transfer_full's points. An experiment
+that names the other's ledger in `ledgers_from` takes such a run from it (`take_shared`), and
+a model that its own runs start from is restored from the other's carried state (`carried_dir`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from asr.config import from_dict, to_dict
@@ -24,9 +30,13 @@ from asr.run_lock import FolderLock
 class Ledger:
     """The finished runs of one experiment, keyed by run key."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, shared_from=()):
         self.path = Path(path)
         self.runs: dict[str, RunResult] = self._read()
+        missing = [str(p) for p in shared_from if not Path(p).exists()]
+        if missing:
+            raise FileNotFoundError(f"ledgers_from: {', '.join(missing)} not found")
+        self.sources = [Ledger(p) for p in shared_from]  # read only
 
     def _read(self) -> dict[str, RunResult]:
         runs = {}
@@ -61,6 +71,29 @@ class Ledger:
                            key=lambda r: (r.strategy, -1.0 if r.hours is None else r.hours,
                                           r.seed, r.key))
             write_jsonl(self.path, [to_dict(r) for r in order])
+
+    def source_of(self, key: str) -> Ledger | None:
+        """The other experiment's ledger (`ledgers_from`) that holds this run, if one does."""
+        return next((src for src in self.sources if key in src), None)
+
+    def take_shared(self, jobs) -> list[str]:
+        """Record here every planned run that another experiment's ledger holds and this one
+        does not, with this experiment's layout for it; one line per run taken."""
+        taken = []
+        for job in jobs:
+            if job.key not in self and (src := self.source_of(job.key)) is not None:
+                self.add(dataclasses.replace(src.runs[job.key], layout=job.layout))
+                taken.append(f"{job.label}: taken from {src.path} (the same run, trained "
+                             f"there as {Path(src.runs[job.key].run_dir).name})")
+        return taken
+
+    def carried_dir(self, key: str, run_dir: Path) -> Path:
+        """Where a run's state outlives the machine (carry.py): beside this ledger, or, for a
+        run taken from another experiment, beside that one under the folder it trained in."""
+        src = self.source_of(key)
+        if src is not None:
+            return src.state_dir / Path(src.runs[key].run_dir).name
+        return self.state_dir / run_dir.name
 
     def stale(self, keys: set[str]) -> list[str]:
         """Keys recorded here that the current plan no longer makes (another config or code

@@ -209,7 +209,7 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
     starts = {id(j.starts_from) for j in jobs if j.starts_from is not None}
     if ledger is not None:
         for job in jobs:
-            job.carried = carry.carried_dir(ledger.state_dir, job.run_dir)
+            job.carried = ledger.carried_dir(job.key, job.run_dir)
     for job in jobs:
         if (r := finished_result(job)) is not None:
             results[id(job)] = r

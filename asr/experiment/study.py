@@ -74,7 +74,9 @@ def _run(exp: ExperimentConfig, root: Path, device: str, progress: bool, report_
     write_text(root / "versions.txt", "\n".join(package_versions()) + "\n")
     facts = prepare_experiment_data(exp, root, run_config(exp, run_kinds(exp)[0], 0).features)
     jobs = plan_jobs(exp, root)
-    ledger = Ledger(exp.ledger) if exp.ledger else None
+    ledger = Ledger(exp.ledger, shared_from=exp.ledgers_from) if exp.ledger else None
+    for line in ledger.take_shared(jobs) if ledger is not None else ():
+        print(line, flush=True)
     if report_only:
         results = [r for j in jobs if (r := finished_result(j) or (
             ledger.get(j.key) if ledger else None)) is not None]
