@@ -72,9 +72,10 @@ def _run(exp: ExperimentConfig, root: Path, device: str, progress: bool, report_
     write_text(root / "experiment.yaml", yaml.safe_dump(to_dict(exp), sort_keys=False,
                                                          allow_unicode=True))
     write_text(root / "versions.txt", "\n".join(package_versions()) + "\n")
+    # before data preparation, which takes long: a missing ledger in ledgers_from fails now
+    ledger = Ledger(exp.ledger, shared_from=exp.ledgers_from) if exp.ledger else None
     facts = prepare_experiment_data(exp, root, run_config(exp, run_kinds(exp)[0], 0).features)
     jobs = plan_jobs(exp, root)
-    ledger = Ledger(exp.ledger, shared_from=exp.ledgers_from) if exp.ledger else None
     for line in ledger.take_shared(jobs) if ledger is not None else ():
         print(line, flush=True)
     if report_only:
