@@ -15,7 +15,14 @@ from asr.config import ConfigError
 from asr.experiment.config import EXPERIMENT_DIR
 from asr.experiment.data import prepare_experiment_data, shuffled_records
 from asr.experiment.plan import budget_rule, plan_jobs, run_config
-from asr.experiment.report import efficiency, equivalent_hours, glance, headline, pooled_interval
+from asr.experiment.report import (
+    costs,
+    efficiency,
+    equivalent_hours,
+    glance,
+    headline,
+    pooled_interval,
+)
 from asr.experiment.results import LocaleScores
 from asr.experiment.strategies import STRATEGIES, Strategy
 from asr.experiment.study import load_experiment_config, run_experiment
@@ -60,6 +67,22 @@ def finished(release, tmp_path_factory):
     cfg = write_config(tmp / "exp.yaml", release)
     report = run(cfg, tmp / "out")
     return cfg, tmp / "out", report
+
+
+def test_costs_are_per_strategy_and_layout_over_finished_runs(finished):
+    def run(strategy, steps, seconds, layout=""):
+        return {"strategy": strategy, "layout": layout, "steps": steps, "train_seconds": seconds,
+                "parameters": 10, "trainable_parameters": 5}
+
+    table = costs([run("pretrain", 900, 3600), run("finetune", 100, 60), run("finetune", 300, 120),
+                   run("joint", 50, 30, "0-2-2")])
+    assert [c["name"] for c in table] == ["pretrain", "finetune", "joint 0-2-2"]
+    assert table[1] == {"name": "finetune", "runs": 2, "updates": 200, "train_seconds": 90,
+                        "train_hours_total": 180 / 3600, "parameters": 10,
+                        "trainable_parameters": 5}
+    _, out, report = finished
+    assert [c["runs"] for c in report["costs"]] == [1, len(HOURS), len(HOURS)]
+    assert "## Cost: what each strategy's runs took" in (out / "results.md").read_text()
 
 
 def test_grid_writes_report_files(finished):

@@ -253,6 +253,7 @@ def run_rows(results: list[RunResult], target: str, helpers: list[str]) -> list[
                                            "steps", "best_step", "stopped_early", "max_steps",
                                            "run_dir")}
         row["layout"] = layout_name(r.layout)
+        row["machine"] = r.machine  # the CPU (or GPU) it trained on
         out.append(row)
     return out
 
@@ -391,7 +392,18 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
                           "0 (exactly)" if f["max_abs_change"] == 0
                           else f"{100 * f['max_abs_change']:.2f}"] for f in table])
         lines += [""]
-    lines += ["## Every run", ""]
+    machines = sorted({r["machine"] for r in per_run})
+    lines += ["## Cost: what each strategy's runs took", "",
+              "Training only (scoring and the language-ID fit apart), on "
+              f"{'; '.join(machines)}; the helpers' model is paid once and shared by every run "
+              "that starts from it. Means over the strategy's finished runs; parameters of its "
+              "models (the trainable ones are what its updates change).", ""]
+    lines += _table(["strategy", "runs", "updates per run", "train s per run", "train h, all runs",
+                     "parameters", "trainable"],
+                    [[c["name"], str(c["runs"]), f"{c['updates']:.0f}", f"{c['train_seconds']:.0f}",
+                      f"{c['train_hours_total']:.1f}", f"{c['parameters']:,}",
+                      f"{c['trainable_parameters']:,}"] for c in costs(per_run)])
+    lines += ["", "## Every run", ""]
     lines += _table(["strategy", "hours", "seed", "CER", "95% CI", *[m.upper() for m in own],
                      "parameters",
                      "trainable", "steps", "best step", "train s", "run"],
@@ -416,6 +428,20 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
               "every run's config is `runs/<run>/config.json`, installed package versions are in "
               "`versions.txt`. Rerun with `asr experiment --config experiment.yaml --out <dir>`.", ""]
     return "\n".join(lines)
+
+
+def costs(per_run: list[dict]) -> list[dict]:
+    """Per strategy (and layout), in report order: its finished runs, their mean updates and
+    train seconds, the train hours of them all, and the parameters of its models."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in per_run:
+        groups.setdefault((r["strategy"], r["layout"] or ""), []).append(r)
+    return [{"name": name + (f" {layout}" if layout else ""), "runs": len(rs),
+             "updates": sum(r["steps"] for r in rs) / len(rs),
+             "train_seconds": sum(r["train_seconds"] for r in rs) / len(rs),
+             "train_hours_total": sum(r["train_seconds"] for r in rs) / 3600,
+             "parameters": rs[0]["parameters"], "trainable_parameters": rs[0]["trainable_parameters"]}
+            for (name, layout), rs in groups.items()]
 
 
 def plot(rows: list[dict], path: Path, target: str) -> None:
@@ -509,6 +535,7 @@ def write_report(exp, root: Path, results: list[RunResult], facts: dict, rule: s
         plot(rows, root / "cer_vs_hours.png", target)
         plot_curves(results, root / "dev_cer_vs_updates.png", target)
     report = {"headline": headline_of(rows, ratio_rows, target), "budget_rule": rule, "aggregate": rows,
-              "ratios": ratio_rows, "forgetting": forget, "forgetting_cer": forget_cer, "runs": per_run}
+              "ratios": ratio_rows, "forgetting": forget, "forgetting_cer": forget_cer,
+              "costs": costs(per_run), "runs": per_run}
     write_json(root / "report.json", report)
     return report
