@@ -394,7 +394,8 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
         lines += [""]
     machines = sorted({r["machine"] for r in per_run})
     lines += ["## Cost: what each strategy's runs took", "",
-              "Training only (scoring and the language-ID fit apart), on "
+              "Wall seconds of each run's training as recorded (its language-ID fit at the "
+              "end included, scoring apart), on "
               f"{'; '.join(machines)}; the helpers' model is paid once and shared by every run "
               "that starts from it. Means over the strategy's finished runs; parameters of its "
               "models (the trainable ones are what its updates change).", ""]
