@@ -70,18 +70,21 @@ def finished(release, tmp_path_factory):
 
 
 def test_costs_are_per_strategy_and_layout_over_finished_runs(finished):
-    def run(strategy, steps, seconds, layout=""):
+    def run(strategy, steps, seconds, lid, layout=""):
         return {"strategy": strategy, "layout": layout, "steps": steps, "train_seconds": seconds,
-                "parameters": 10, "trainable_parameters": 5}
+                "lid_fit_seconds": lid, "parameters": 10, "trainable_parameters": 5}
 
-    table = costs([run("pretrain", 900, 3600), run("finetune", 100, 60), run("finetune", 300, 120),
-                   run("joint", 50, 30, "0-2-2")])
+    table = costs([run("pretrain", 900, 3600, None), run("finetune", 100, 80, 20),
+                   run("finetune", 300, 140, 40), run("joint", 50, 30, 0.0, "0-2-2")])
     assert [c["name"] for c in table] == ["pretrain", "finetune", "joint 0-2-2"]
-    assert table[1] == {"name": "finetune", "runs": 2, "updates": 200, "train_seconds": 90,
-                        "train_hours_total": 180 / 3600, "parameters": 10,
-                        "trainable_parameters": 5}
+    assert table[1] == {"name": "finetune", "runs": 2, "updates": 200, "train_seconds": 80,
+                        "lid_fit_seconds": 30, "train_hours_total": 160 / 3600,
+                        "parameters": 10, "trainable_parameters": 5}
+    assert table[0]["lid_fit_seconds"] is None and table[0]["train_seconds"] == 3600
     _, out, report = finished
     assert [c["runs"] for c in report["costs"]] == [1, len(HOURS), len(HOURS)]
+    progressive = report["costs"][2]  # two languages: a fit, timed within the training
+    assert 0 < progressive["lid_fit_seconds"] and report["costs"][1]["lid_fit_seconds"] == 0
     assert "## Cost: what each strategy's runs took" in (out / "results.md").read_text()
 
 

@@ -250,8 +250,8 @@ def run_rows(results: list[RunResult], target: str, helpers: list[str]) -> list[
             row |= {f"{loc}_{m}": r.test[loc].rate(m) if loc in r.test else None
                     for loc in helpers}
         row |= {k: getattr(r, k) for k in ("parameters", "trainable_parameters", "train_seconds",
-                                           "steps", "best_step", "stopped_early", "max_steps",
-                                           "run_dir")}
+                                           "lid_fit_seconds", "steps", "best_step",
+                                           "stopped_early", "max_steps", "run_dir")}
         row["layout"] = layout_name(r.layout)
         row["machine"] = r.machine  # the CPU (or GPU) it trained on
         out.append(row)
@@ -394,14 +394,17 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
         lines += [""]
     machines = sorted({r["machine"] for r in per_run})
     lines += ["## Cost: what each strategy's runs took", "",
-              "Wall seconds of each run's training as recorded (its language-ID fit at the "
-              "end included, scoring apart), on "
-              f"{'; '.join(machines)}; the helpers' model is paid once and shared by every run "
-              "that starts from it. Means over the strategy's finished runs; parameters of its "
-              "models (the trainable ones are what its updates change).", ""]
-    lines += _table(["strategy", "runs", "updates per run", "train s per run", "train h, all runs",
-                     "parameters", "trainable"],
+              "Wall seconds of training on "
+              f"{'; '.join(machines)}, and apart from it the language-ID fit at its end "
+              "(models of several languages; '-' where a run did not record it, and its train "
+              "seconds then include it); scoring apart. The helpers' model is paid once and "
+              "shared by every run that starts from it. Means over the strategy's finished "
+              "runs; parameters of its models (the trainable ones are what its updates change).",
+              ""]
+    lines += _table(["strategy", "runs", "updates per run", "train s per run",
+                     "LID fit s per run", "train h, all runs", "parameters", "trainable"],
                     [[c["name"], str(c["runs"]), f"{c['updates']:.0f}", f"{c['train_seconds']:.0f}",
+                      "-" if c["lid_fit_seconds"] is None else f"{c['lid_fit_seconds']:.0f}",
                       f"{c['train_hours_total']:.1f}", f"{c['parameters']:,}",
                       f"{c['trainable_parameters']:,}"] for c in costs(per_run)])
     lines += ["", "## Every run", ""]
@@ -432,17 +435,24 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
 
 
 def costs(per_run: list[dict]) -> list[dict]:
-    """Per strategy (and layout), in report order: its finished runs, their mean updates and
-    train seconds, the train hours of them all, and the parameters of its models."""
+    """Per strategy (and layout), in report order: its finished runs, their mean updates,
+    train seconds (the language-ID fit taken out where it was recorded) and LID-fit seconds
+    (None when some run did not record it), the train hours of them all, and the parameters
+    of its models."""
     groups: dict[tuple, list[dict]] = {}
     for r in per_run:
         groups.setdefault((r["strategy"], r["layout"] or ""), []).append(r)
-    return [{"name": name + (f" {layout}" if layout else ""), "runs": len(rs),
-             "updates": sum(r["steps"] for r in rs) / len(rs),
-             "train_seconds": sum(r["train_seconds"] for r in rs) / len(rs),
-             "train_hours_total": sum(r["train_seconds"] for r in rs) / 3600,
-             "parameters": rs[0]["parameters"], "trainable_parameters": rs[0]["trainable_parameters"]}
-            for (name, layout), rs in groups.items()]
+    out = []
+    for (name, layout), rs in groups.items():
+        train = [r["train_seconds"] - (r["lid_fit_seconds"] or 0.0) for r in rs]
+        fits = [r["lid_fit_seconds"] for r in rs]
+        out.append({"name": name + (f" {layout}" if layout else ""), "runs": len(rs),
+                    "updates": sum(r["steps"] for r in rs) / len(rs),
+                    "train_seconds": sum(train) / len(rs),
+                    "lid_fit_seconds": None if None in fits else sum(fits) / len(rs),
+                    "train_hours_total": sum(train) / 3600, "parameters": rs[0]["parameters"],
+                    "trainable_parameters": rs[0]["trainable_parameters"]})
+    return out
 
 
 def plot(rows: list[dict], path: Path, target: str) -> None:

@@ -61,6 +61,9 @@ class RunResult:
     # [below, shared, above] of a sharing-depth sweep (plan.Job.layout); None: the run
     # config's own (every run recorded before layouts were a sweep dimension)
     layout: tuple[int, int, int] | None = None
+    # of train_seconds, the language-ID fit at the end (0: one language, nothing to fit);
+    # None: not recorded (runs recorded before the field)
+    lid_fit_seconds: float | None = None
 
     @property
     def variant(self) -> str:

@@ -136,7 +136,8 @@ def finish_job(job: Job, device: str, facts: dict) -> RunResult:
         max_steps=job.cfg.train.max_steps, run_dir=str(job.run_dir),
         pretrain=str(job.starts_from.run_dir) if job.starts_from else None,
         dev_curve=dev_curve(job.run_dir, job.cfg.train.select_metric),
-        machine=described["machine"], layout=job.layout)
+        machine=described["machine"], layout=job.layout,
+        lid_fit_seconds=(summary.get("language_id") or {}).get("fit_seconds", 0.0))
     result.save(job.run_dir / "result.json")
     _tidy(job.run_dir)
     return result
