@@ -275,6 +275,47 @@ def test_pooled_interval_widens_with_seed_spread():
     assert spread[1] - spread[0] > same[1] - same[0]
 
 
+def test_ratio_interval_holds_the_ratio_and_says_where_the_curve_ends():
+    import numpy as np
+
+    from asr.experiment.report import aggregate, ratio_intervals, ratios, with_intervals
+    from asr.experiment.results import Metric, RunResult
+
+    rng = np.random.default_rng(0)
+    ids = tuple(f"u{i}" for i in range(200))
+
+    def result(strategy: str, hours: float, seed: int, rate: float) -> RunResult:
+        errors = tuple(int(e) for e in rng.binomial(10, rate, size=len(ids)))  # 10 chars each
+        scores = LocaleScores(len(ids), {"cer": Metric(sum(errors) / 2000, (0.0, 1.0))}, ids,
+                              errors, (10,) * len(ids))
+        return RunResult(key=f"{strategy}{hours}{seed}", strategy=strategy, seed=seed,
+                         hours=hours, actual_hours=hours, unseen_char_rate=0.0,
+                         test={"zh-CN": scores}, parameters=1, trainable_parameters=1,
+                         train_seconds=1.0, steps=10, best_step=10, stopped_early=True,
+                         max_steps=100, run_dir="r", pretrain=None, dev_curve=((10, 0.5),),
+                         machine="test")
+
+    results = [result("target_only", h, s, c) for h, c in ((0.1, 0.8), (0.2, 0.6), (0.4, 0.4),
+                                                            (0.8, 0.2)) for s in (0, 1)]
+    results += [result("finetune", 0.1, s, 0.5) for s in (0, 1)]  # between 0.2 and 0.4 h
+    results += [result("progressive", 0.1, s, 0.05) for s in (0, 1)]  # beyond every point
+    rows = aggregate(results, "zh-CN", [])
+    table = {(r["strategy"], r["hours"]): r for r in with_intervals(ratios(rows), results, rows,
+                                                                     "zh-CN")}
+    ft = table[("finetune", 0.1)]
+    assert 2 < ft["ratio_low"] < ft["ratio"] < ft["ratio_high"] < 4
+    assert ft["ratio_interval"] == f"{ft['ratio_low']:.3g}-{ft['ratio_high']:.3g}x"
+    pr = table[("progressive", 0.1)]  # every resample beats the curve: a bound, no number
+    assert pr["ratio_low"] is None and pr["ratio_beyond"] == {"low": "above", "high": "above"}
+    assert pr["ratio_interval"] == "> 8x"
+    # more seeds that disagree widen it
+    wide = results + [result("finetune", 0.1, 2, 0.7)]
+    rows = aggregate(wide, "zh-CN", [])
+    (w,) = [v for k, v in ratio_intervals(wide, "zh-CN", ratios(rows)).items()
+            if k == ("finetune", 0.1)]
+    assert w[1] - w[0] > ft["ratio_high"] - ft["ratio_low"]
+
+
 @pytest.mark.parametrize("path", sorted(EXPERIMENT_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_experiments_load(path):
     exp = load_experiment_config(path.stem)
