@@ -663,6 +663,12 @@ def test_two_sweeps_adding_to_one_ledger_keep_both_runs(tmp_path):
     assert not (tmp_path / ".asr.lock").exists()
 
 
+def test_layout_kinds():
+    from asr.experiment.config import layout_kind
+    assert [layout_kind(x) for x in ((0, 4, 0), (0, 3, 1), (1, 2, 1), (0, 0, 4), (1, 3, 0))] == [
+        "all shared", "shared bottom", "shared middle", "no sharing", "shared top"]
+
+
 def test_layouts_are_a_sweep_dimension(tmp_path, release):
     """Sharing depth: each layout of joint and finetune is its own run (in its key, its folder
     and its result), finetune of a layout starts from the helpers' model of that layout, and
@@ -702,6 +708,13 @@ def test_layouts_are_a_sweep_dimension(tmp_path, release):
     assert "| finetune 0-0-2 |" in md and "| joint 0-1-1 |" in md
     assert {r["layout"] for r in csv.DictReader(open(tmp_path / "out" / "results.csv"))} == {
         "", "0-1-1", "0-0-2"}
+    # the sharing-depth section: its table and figure, the no-sharing control named
+    from asr.experiment.report import sharing_rows
+    assert "## Sharing depth" in md and "| joint | " in md and "no sharing" in md
+    assert (tmp_path / "out" / "cer_vs_shared_blocks.png").stat().st_size > 0
+    assert {(r["strategy"], r["shared"], r["kind"]) for r in sharing_rows(report["aggregate"])} == {
+        ("joint", 1, "shared bottom"), ("joint", 0, "no sharing"),
+        ("finetune", 1, "shared bottom"), ("finetune", 0, "no sharing")}
     # forgetting compares each finetune layout with the helpers' model of that layout
     pre = {tuple(j.layout): RunResult.load(j.run_dir / "result.json")
            for j in jobs if j.strategy == "pretrain"}

@@ -169,6 +169,17 @@ def layout_name(layout: tuple[int, int, int] | None) -> str:
     return "" if layout is None else "-".join(map(str, layout))
 
 
+def layout_kind(layout: tuple[int, int, int]) -> str:
+    """What a layout [below, shared, above] shares: "all shared", "no sharing", "shared bottom"
+    (per-language top), "shared middle" (per-language input and top), "shared top"."""
+    below, shared, above = layout
+    if shared == 0:
+        return "no sharing"
+    if below == 0:
+        return "all shared" if above == 0 else "shared bottom"
+    return "shared middle" if above else "shared top"
+
+
 def experiment_path(name: str | Path) -> Path:
     """A YAML path, or the name of a shipped experiment (asr/configs/experiments/<name>.yaml)."""
     p = Path(name)

@@ -10,6 +10,7 @@ the forgetting table, from the runs' typed results (results.py). How a strategy 
                       speed, reported apart from data efficiency
     ratio_vs_hours.png  the data-efficiency ratio against target hours, with intervals and the
                       seed's ≈2x
+    cer_vs_shared_blocks.png  a sharing-depth sweep's target CER against shared blocks
 
 Intervals: per run, a percentile bootstrap over test utterances; per (strategy, hours), a
 two-level bootstrap that resamples seeds and then utterances, so the seed-to-seed spread of
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.experiment.config import layout_name
+from asr.experiment.config import layout_kind, layout_name
 from asr.experiment.results import LocaleScores, RunResult
 from asr.experiment.strategies import PRETRAIN, STRATEGIES, rank
 from asr.fileio import atomic_write, write_json, write_text
@@ -217,6 +218,9 @@ def aggregate(results: list[RunResult], target: str, helpers: list[str]) -> list
         for loc in helpers:
             row[f"{loc}_wer"] = (float(np.mean([r.test[loc].rate("wer") for r in runs]))
                                  if all(loc in r.test for r in runs) else None)
+        scored = all(loc in r.test for r in runs for loc in helpers) and helpers
+        row["helper_cer"] = (float(np.mean([r.test[loc].rate("cer") for r in runs
+                                            for loc in helpers])) if scored else None)
         rows.append(row)
     return rows
 
@@ -486,6 +490,14 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
                       "-" if r["clearly_better"] is None else "better (intervals apart)"
                       if r["clearly_better"] else "worse (intervals apart)" if r["clearly_worse"]
                       else "intervals overlap"] for r in ratio_rows])
+    if sharing_rows(rows):
+        lines += ["", f"## Sharing depth: {target} CER against the number of shared blocks", "",
+                  "Layout [below, shared, above]: per-language blocks under the shared ones "
+                  "(with their own front end), shared blocks, per-language blocks over them. "
+                  "Means over seeds with 95% intervals (seeds and utterances); the helpers' CER "
+                  "is the mean over the helper languages' test sets; parameters of the whole "
+                  "model (every language's blocks).", "", *sharing_table(rows, target), "",
+                  "![CER against shared blocks](cer_vs_shared_blocks.png)"]
     lines += ["", f"## Forgetting: helper error rates before and after adding {target}", "",
               "Before: the helpers' pretrained model (of the same seed, when there is one per seed). After: the run's model. "
               "finetune and progressive start from that model; joint runs are trained from "
@@ -657,6 +669,72 @@ def plot_ratios(ratio_rows: list[dict], path: Path, target: str) -> None:
     plt.close(fig)
 
 
+def sharing_rows(rows: list[dict]) -> list[dict]:
+    """The aggregate rows of a sharing-depth sweep (those with a layout), by strategy, hours and
+    shared blocks (most first), with "shared" (blocks) and "kind" (layout_kind)."""
+    out = [r | {"shared": r["layout"][1], "kind": layout_kind(r["layout"])}
+           for r in rows if r["layout"]]
+    return sorted(out, key=lambda r: (rank(r["strategy"]), r["hours"], -r["shared"],
+                                      r["layout"]))
+
+
+def sharing_table(rows: list[dict], target: str) -> list[str]:
+    return _table(["strategy", "hours", "layout", "shares", "shared blocks",
+                   f"{target} CER (95% CI)", "helpers' mean CER", "seeds", "parameters", "train s"],
+                  [[r["strategy"], f"{r['hours']:g}", layout_name(r["layout"]), r["kind"],
+                    str(r["shared"]), f"{_pct(r['cer'])} ({_pct(r['cer_lo'])}-{_pct(r['cer_hi'])})",
+                    _pct(r["helper_cer"]), str(len(r["seeds"])), f"{r['parameters']:,}",
+                    f"{r['train_seconds']:.0f}"] for r in sharing_rows(rows)])
+
+
+def plot_sharing(rows: list[dict], path: Path, target: str) -> None:
+    """Target CER (%) against the number of shared blocks, a panel per strategy, a line per
+    target budget through the shared-bottom layouts (all shared ... none shared), other layouts
+    (a shared middle) as their own markers at their shared count, 95% intervals as bars, the
+    no-sharing control marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sr = sharing_rows(rows)
+    names = sorted({r["strategy"] for r in sr}, key=rank)
+    budgets = sorted({r["hours"] for r in sr})
+    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), dpi=120,
+                             squeeze=False, sharey=True)
+    marker = {"all shared": "o", "shared bottom": "o", "no sharing": "s", "shared middle": "D",
+              "shared top": "^"}
+    for ax, name in zip(axes.flat, names, strict=True):
+        for i, h in enumerate(budgets):
+            pts = [r for r in sr if r["strategy"] == name and r["hours"] == h]
+            colour = f"C{i}"
+            line = sorted((r for r in pts if r["layout"][0] == 0), key=lambda r: r["shared"])
+            ax.plot([r["shared"] for r in line], [100 * r["cer"] for r in line], color=colour,
+                    lw=1.5, label=f"{h:g} h of {target} (shared bottom)")
+            for r in pts:
+                x = r["shared"] + (0.08 if r["kind"] == "shared middle" else 0)
+                ax.errorbar(x, 100 * r["cer"], yerr=[[100 * (r["cer"] - r["cer_lo"])],
+                                                     [100 * (r["cer_hi"] - r["cer"])]],
+                            color=colour, marker=marker[r["kind"]], capsize=3,
+                            mfc="white" if r["kind"] == "no sharing" else colour,
+                            label=(f"{h:g} h, {r['kind']} {layout_name(r['layout'])}"
+                                   if r["kind"] in ("shared middle", "shared top") else None))
+                if r["kind"] == "no sharing":
+                    ax.annotate("no sharing", (x, 100 * r["cer"]), textcoords="offset points",
+                                xytext=(6, 6), fontsize=7, color=colour)
+        ax.set_xticks(range(0, max(r["shared"] for r in sr) + 1))
+        ax.set_title(name)
+        ax.set_xlabel("shared blocks (of the encoder's)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes.flat[0].set_ylabel(f"{target} test CER (%)")
+    fig.suptitle(f"{target} CER against sharing depth (95% intervals)")
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
+
+
 def plot_curves(results: list[RunResult], path: Path, target: str) -> None:
     """Dev CER (%) of the target against updates, one panel per target hours, one line per
     strategy and seed: how fast each strategy learns, apart from where it ends."""
@@ -715,6 +793,8 @@ def write_report(exp, root: Path, results: list[RunResult], facts: dict, rule: s
         plot_curves(results, root / "dev_cer_vs_updates.png", target)
     if any(r["ratio"] is not None for r in ratio_rows):
         plot_ratios(ratio_rows, root / "ratio_vs_hours.png", target)
+    if sharing_rows(rows):
+        plot_sharing(rows, root / "cer_vs_shared_blocks.png", target)
     report = {"headline": headline_of(rows, ratio_rows, target), "budget_rule": rule, "aggregate": rows,
               "ratios": ratio_rows, "forgetting": forget, "forgetting_cer": forget_cer,
               "costs": costs(per_run), "runs": per_run}
