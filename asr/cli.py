@@ -533,16 +533,17 @@ def run_lm(args) -> int:
 
 
 def add_experiment(sub) -> None:
+    from asr.experiment.config import shipped_experiments
     from asr.experiment.strategies import NAMES as STRATEGY_NAMES
 
+    shipped = ", ".join(shipped_experiments())
     p = sub.add_parser(
         "experiment", formatter_class=_formatter,
         help="the transfer experiment: target CER against hours, with and without helper languages",
         description="Run a grid of trainings from one experiment YAML (a path, or the name of a "
-        "shipped one in asr/configs/experiments: transfer_demo, transfer_full, "
-        "transfer_commonvoice): prepare the data, train every strategy x target hours x seed "
-        "under one budget rule, score the test sets and write results.md, results.csv and "
-        "cer_vs_hours.png. Finished runs are skipped and interrupted ones resumed; a changed "
+        f"shipped one in asr/configs/experiments: {shipped}): prepare the data, train every "
+        "strategy x target hours x seed (x layout) under one budget rule, score the test sets "
+        "and write results.md, results.csv and the plots. Finished runs are skipped and interrupted ones resumed; a changed "
         f"config gets new runs. Strategies (grid.strategies): {', '.join(STRATEGY_NAMES)}; what "
         "each means is its record in asr/experiment/strategies.py.")
     p.add_argument("--config", required=True, help="experiment YAML: a path or a shipped name")

@@ -180,6 +180,11 @@ def layout_kind(layout: tuple[int, int, int]) -> str:
     return "shared middle" if above else "shared top"
 
 
+def shipped_experiments() -> list[str]:
+    """The names of the experiments shipped in asr/configs/experiments."""
+    return sorted(x.stem for x in EXPERIMENT_DIR.glob("*.yaml"))
+
+
 def experiment_path(name: str | Path) -> Path:
     """A YAML path, or the name of a shipped experiment (asr/configs/experiments/<name>.yaml)."""
     p = Path(name)
@@ -187,8 +192,8 @@ def experiment_path(name: str | Path) -> Path:
         return p
     if not p.suffix and (EXPERIMENT_DIR / f"{p}.yaml").exists():
         return EXPERIMENT_DIR / f"{p}.yaml"
-    shipped = ", ".join(sorted(x.stem for x in EXPERIMENT_DIR.glob("*.yaml")))
-    raise ConfigError(f"{name}: no such experiment config (shipped: {shipped})")
+    raise ConfigError(f"{name}: no such experiment config "
+                      f"(shipped: {', '.join(shipped_experiments())})")
 
 
 def read_experiment_config(name: str | Path, overrides: list[str] = ()) -> ExperimentConfig:

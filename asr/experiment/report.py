@@ -691,7 +691,7 @@ def plot_sharing(rows: list[dict], path: Path, target: str) -> None:
     """Target CER (%) against the number of shared blocks, a panel per strategy, a line per
     target budget through the shared-bottom layouts (all shared ... none shared), other layouts
     (a shared middle) as their own markers at their shared count, 95% intervals as bars, the
-    no-sharing control marked."""
+    no-sharing control marked, the target trained alone (the baseline, if run) dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -708,6 +708,10 @@ def plot_sharing(rows: list[dict], path: Path, target: str) -> None:
         for i, h in enumerate(budgets):
             pts = [r for r in sr if r["strategy"] == name and r["hours"] == h]
             colour = f"C{i}"
+            alone = [r for r in rows if r["strategy"] == BASELINE and r["hours"] == h]
+            if alone:  # the target language trained alone: what sharing is measured against
+                ax.axhline(100 * alone[0]["cer"], color=colour, ls="--", lw=1,
+                           label=f"{h:g} h, {target} alone ({BASELINE})")
             line = sorted((r for r in pts if r["layout"][0] == 0), key=lambda r: r["shared"])
             ax.plot([r["shared"] for r in line], [100 * r["cer"] for r in line], color=colour,
                     lw=1.5, label=f"{h:g} h of {target} (shared bottom)")
