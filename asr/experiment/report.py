@@ -263,11 +263,13 @@ def with_intervals(ratio_rows: list[dict], results: list[RunResult], rows: list[
     hours or "below" its fewest)."""
     curve = [r["actual_hours"] for r in rows if r["strategy"] == BASELINE and not any(r["hit_cap"])]
     found = ratio_intervals(results, target, ratio_rows)
+    actual = {(r["name"], r["hours"]): r["actual_hours"] for r in rows}  # what ratios divide by
     out = []
     for r in ratio_rows:
-        low, high = found.get((r["name"], r["hours"]), (None, None))
+        key = (r["name"], r["hours"])
+        low, high = found.get(key, (None, None))
         text = ("-" if low is None or not curve
-                else ratio_interval_text(low, high, (min(curve), max(curve)), r["hours"]))
+                else ratio_interval_text(low, high, (min(curve), max(curve)), actual[key]))
         beyond = {end: "above" if math.isinf(x) else "below"
                   for end, x in (("low", low), ("high", high))
                   if x is not None and (math.isinf(x) or x == 0)}
