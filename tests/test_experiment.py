@@ -427,6 +427,11 @@ def test_headline_skips_controls_and_warns_of_a_capped_baseline():
     # target-only runs and nothing else yet (a sweep's first chunk): not "no target-only runs"
     assert "No run with the helper languages" in headline([], "zh-CN")
     assert "No target-only runs" in headline([], "zh-CN", baseline=False)
+    # the interval and the seeds behind the headline ratio
+    one = [row("finetune", 4.0) | {"ratio_interval": "3.1-5.2x", "seeds": 1}]
+    text = headline(one, "zh-CN")
+    assert "4.00x (95% interval 3.1-5.2x" in text and "one seed" in text
+    assert "one seed" not in headline([one[0] | {"seeds": 3}], "zh-CN")
 
 
 def test_strategies_are_one_table_of_records():

@@ -391,15 +391,20 @@ def headline(ratio_rows: list[dict], target: str, capped: list[float] = (),
         return (f"No strategy with helper languages reached the CER of target-only training at "
                 f"its fewest hours: no data-efficiency gain was measured for {target}.")
     best = max(main, key=lambda r: (r["ratio"], r["kind"] == "within"))
+    interval = best.get("ratio_interval", "-")
+    interval = "" if interval == "-" else f" (95% interval {interval}, seeds and utterances)"
     if best["kind"] == "within":
         text = (f"With the helper languages ({best['name']}), {best['hours']:g} h of {target} "
                 f"reach the CER ({100 * best['cer']:.1f}%) that {best['equivalent_hours']:.3g} h "
-                f"of {target} alone reach: a data-efficiency ratio of {best['ratio']:.2f}x.")
+                f"of {target} alone reach: a data-efficiency ratio of {best['ratio']:.2f}x"
+                f"{interval}.")
     else:
         text = (f"With the helper languages ({best['name']}), {best['hours']:g} h of {target} "
                 f"({100 * best['cer']:.1f}% CER) beat target-only training at every amount "
                 f"measured (up to {best['equivalent_hours']:.3g} h): a ratio of at least "
-                f"{best['ratio']:.2f}x.")
+                f"{best['ratio']:.2f}x{interval}.")
+    if best.get("seeds") == 1:
+        text += " It rests on one seed, and seeds differ a lot at small amounts of data."
     if best["clearly_better"] is False:
         text += (f" Caution: its 95% interval overlaps target-only's at {best['hours']:g} h, so "
                  "this difference is within the noise of this test set and these seeds.")
