@@ -84,18 +84,26 @@ def efficiency(curve: list[tuple[float, float]], hours: float, cer: float) -> di
 
 
 # ---- intervals ----------------------------------------------------------------------------
+def _error_matrix(runs: list[LocaleScores], ids: list[str]) -> np.ndarray:
+    """(S, N) errors of each seed's run on the test utterances `ids`."""
+    return np.array([[dict(zip(r.ids, r.errors, strict=True))[i] for i in ids] for r in runs],
+                    dtype=np.float64)
+
+
+def _units(run: LocaleScores, ids: list[str]) -> np.ndarray:
+    """(N,) reference units of the test utterances `ids`."""
+    return np.array([dict(zip(run.ids, run.units, strict=True))[i] for i in ids],
+                    dtype=np.float64)
+
+
 def pooled_interval(runs: list[LocaleScores], resamples: int = RESAMPLES, seed: int = 0,
                     level: float = 0.95) -> tuple[float, float]:
     """Two-level bootstrap of the seed-mean error rate: resample seeds, then utterances.
 
     runs: one seed's test scores each, on the same test set (aligned by id).
     """
-    common = set(runs[0].ids).intersection(*(r.ids for r in runs[1:]))
-    order = sorted(common)
-    errors = np.array([[dict(zip(r.ids, r.errors, strict=True))[i] for i in order]
-                       for r in runs], dtype=np.float64)  # (S, N)
-    units = np.array([dict(zip(runs[0].ids, runs[0].units, strict=True))[i] for i in order],
-                     dtype=np.float64)  # (N,)
+    order = sorted(set(runs[0].ids).intersection(*(r.ids for r in runs[1:])))
+    errors, units = _error_matrix(runs, order), _units(runs[0], order)  # (S, N), (N,)
     s, n = errors.shape
     if n == 0:
         return (0.0, 0.0)
@@ -107,12 +115,6 @@ def pooled_interval(runs: list[LocaleScores], resamples: int = RESAMPLES, seed: 
         rates[b] = (errors[seeds][:, utts].sum(axis=1) / max(units[utts].sum(), 1)).mean()
     alpha = (1 - level) / 2
     return float(np.quantile(rates, alpha)), float(np.quantile(rates, 1 - alpha))
-
-
-def _error_matrix(runs: list[LocaleScores], ids: list[str]) -> np.ndarray:
-    """(S, N) errors of each seed's run on the test utterances `ids`."""
-    return np.array([[dict(zip(r.ids, r.errors, strict=True))[i] for i in ids] for r in runs],
-                    dtype=np.float64)
 
 
 def ratio_intervals(results: list[RunResult], target: str, ratio_rows: list[dict],
@@ -141,8 +143,7 @@ def ratio_intervals(results: list[RunResult], target: str, ratio_rows: list[dict
     ids = sorted(set(everything[0].ids).intersection(*(t.ids for t in everything[1:])))
     if not ids:
         return {}
-    units = np.array([dict(zip(everything[0].ids, everything[0].units, strict=True))[i]
-                      for i in ids], dtype=np.float64)  # (N,)
+    units = _units(everything[0], ids)  # (N,)
     errors = {k: _error_matrix([r.test[target] for r in rs], ids)
               for k, rs in (base | wanted).items()}  # (S, N) each
     hours = {k: float(np.mean([r.actual_hours for r in rs])) for k, rs in (base | wanted).items()}
