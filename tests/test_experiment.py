@@ -636,6 +636,32 @@ def test_report_quotes_no_ratio_from_a_capped_run():
     assert out[("finetune", 0.1)]["equivalent_hours"] == 0.2
 
 
+def test_forgetting_is_measured_against_the_model_a_run_started_from():
+    """finetune against the helpers' model; joint_finetune against its joint run (not the
+    helpers' model); joint, trained from scratch, against the helpers' model."""
+    from asr.experiment.report import forgetting
+    from asr.experiment.results import Metric, RunResult
+
+    def result(strategy, de_cer, run_dir, pretrain=None, hours=0.1):
+        scores = LocaleScores(1, {"cer": Metric(de_cer, (0.0, 1.0))}, ("u",), (1,), (1,))
+        return RunResult(key=run_dir, strategy=strategy, seed=0, hours=hours,
+                         actual_hours=hours, unseen_char_rate=0.0, test={"de": scores},
+                         parameters=1, trainable_parameters=1, train_seconds=1.0, steps=1,
+                         best_step=1, stopped_early=True, max_steps=9, run_dir=run_dir,
+                         pretrain=pretrain, dev_curve=((1, 0.5),), machine="test")
+
+    results = [result("pretrain", 0.1, "exp/x/runs/pretrain-s0-a", hours=None),
+               result("joint", 0.2, "exp/x/runs/joint-h0.1-s0-b"),
+               result("joint_finetune", 0.5, "exp/x/runs/joint_finetune-h0.1-s0-c",
+                      pretrain="/elsewhere/runs/joint-h0.1-s0-b"),  # matched by run name
+               result("finetune", 0.6, "exp/x/runs/finetune-h0.1-s0-d",
+                      pretrain="exp/x/runs/pretrain-s0-a")]
+    rows = {f["strategy"]: f["de"] for f in forgetting(results, ["de"], "cer")}
+    assert rows["joint"]["before"] == 0.1 and rows["finetune"]["before"] == 0.1
+    assert rows["joint_finetune"]["before"] == 0.2
+    assert math.isclose(rows["joint_finetune"]["change"], 0.3)
+
+
 def test_joint_finetune_starts_from_the_joint_run_of_its_point(tmp_path, release):
     path = write_config(tmp_path / "j.yaml", release, strategies=("joint_finetune", "joint"))
     exp = load_experiment_config(path)

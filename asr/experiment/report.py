@@ -281,14 +281,20 @@ def with_intervals(ratio_rows: list[dict], results: list[RunResult], rows: list[
 
 
 def forgetting(results: list[RunResult], helpers: list[str], metric: str = "wer") -> list[dict]:
-    """Helper error rate (`metric`: wer or cer) of the helpers' pretrained model (same seed,
-    or the only one) before, and of each run after; means over seeds per (strategy, hours), and the largest
-    change of any seed. Only strategies whose model knows the helpers have a row."""
+    """Helper error rate (`metric`: wer or cer) before and after each run; means over seeds
+    per (strategy, hours), and the largest change of any seed. Before: the model the run
+    started from (the helpers' model for finetune and progressive, the joint run of its point
+    for joint_finetune); for a run trained from scratch (joint), the helpers' pretrained model.
+    Only strategies whose model knows the helpers have a row."""
     pretrains = [r for r in results if r.strategy == PRETRAIN]
+    by_dir = {Path(r.run_dir).name: r for r in results}  # run dir names carry the run key
 
     def before(r: RunResult) -> RunResult | None:
-        """The helpers' model of the run's seed and layout; else of its layout (one for
-        every seed: helpers.model_per_seed false); else of its seed; else the only one."""
+        """The model the run started from; else the helpers' model of the run's seed and
+        layout; else of its layout (one for every seed: helpers.model_per_seed false); else of
+        its seed; else the only one."""
+        if r.pretrain and Path(r.pretrain).name in by_dir:
+            return by_dir[Path(r.pretrain).name]
         for match in (lambda p: p.seed == r.seed and p.layout == r.layout,
                       lambda p: p.layout == r.layout,
                       lambda p: p.seed == r.seed and p.layout is None,
@@ -507,9 +513,11 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
                   "model (every language's blocks).", "", *sharing_table(rows, target), "",
                   "![CER against shared blocks](cer_vs_shared_blocks.png)"]
     lines += ["", f"## Forgetting: helper error rates before and after adding {target}", "",
-              "Before: the helpers' pretrained model (of the same seed, when there is one per seed). After: the run's model. "
-              "finetune and progressive start from that model; joint runs are trained from "
-              "scratch, so for them the change compares two models rather than one model twice. "
+              "Before: the model the run started from: the helpers' pretrained model for "
+              "finetune and progressive, the joint run of the same hours and seed for "
+              "joint_finetune. After: the run's model. Joint runs are trained from scratch, so "
+              "for them the change is against the helpers' model: two models rather than one "
+              "model twice. "
               "Progressive columns are frozen, so their change must be exactly 0. Rates in %, "
               "means over seeds; changes in percentage points. CER first: a small model's WER "
               "sits near 100% and hides how much is lost.", ""]
