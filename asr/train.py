@@ -333,6 +333,8 @@ class Trainer:
         # A run killed after it decided to stop early (state saved, summary not yet written)
         # must stop again on --resume, not train on.
         stopped_early = self.resumed and self._converged()
+        if tc.validate_start and self.step == 0:
+            self._validate_and_save()  # the start competes for the best checkpoint
         while self.step < tc.max_steps and not stopped_early:
             if stop_at is not None and self.step >= stop_at:
                 return {"stopped_at": self.step}

@@ -674,6 +674,17 @@ def test_joint_finetune_starts_from_the_joint_run_of_its_point(tmp_path, release
         assert j.locales == ["zh-CN"] and jobs.index(j.starts_from) < jobs.index(j)
     with pytest.raises(ConfigError, match="joint_finetune at .* starts from the joint run"):
         load_experiment_config(path, [f"grid.per_strategy={{joint: {{hours: [{HOURS[0]}]}}}}"])
+    # trained: the joint model is validated before the first update and competes for the best
+    # (train.validate_start), so its dev CER there is the joint run's own best
+    run(path, tmp_path / "out", [f"target.hours=[{HOURS[1]}]"])
+    curves = {}
+    for name in ("joint", "joint_finetune"):
+        (run_dir,) = (tmp_path / "out" / "runs").glob(f"{name}-h*")
+        rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        curves[name] = [(r["step"], r["scores"]["zh-CN"]["cer"]) for r in rows
+                        if r["kind"] == "valid"]
+    assert curves["joint_finetune"][0][0] == 0
+    assert curves["joint_finetune"][0][1] <= min(c for _, c in curves["joint"]) + 1e-9
 
 
 def test_two_sweeps_adding_to_one_ledger_keep_both_runs(tmp_path):

@@ -258,3 +258,37 @@ def test_loss_weights_for_a_language_not_trained_are_refused(fake_data, tmp_path
     with pytest.raises(TrainingError, match="data.loss_weights names fr"):
         Trainer.from_data(tiny("data.loss_weights={fr: 2.0}"), fake_data, ["de"], tmp_path / "r",
                           progress=False)
+
+
+@pytest.mark.parametrize("validate_start", [True, False])
+def test_a_fine_tuning_that_never_beats_its_start_keeps_it(fake_data, tiny_run, tmp_path,
+                                                           monkeypatch, validate_start):
+    """train.validate_start: the starting model is validated before the first update and
+    competes for the best checkpoint, so when dev prefers it (scripted here: 30% CER at the
+    first validation, 50% at every later one) the run's model is the start, bit for bit;
+    without it, the first validation is after 2 updates and that checkpoint is the best."""
+    import asr.train
+    from asr import checkpoint as ckpt
+
+    calls = []
+
+    def scripted(*args, **kwargs):
+        calls.append(1)
+        cer = 0.3 if len(calls) == 1 else 0.5
+        return {"zh-CN": {"cer": cer, "wer": cer}, "mean": {"cer": cer, "wer": cer}}
+
+    monkeypatch.setattr(asr.train, "validate", scripted)
+    cfg = tiny("train.max_steps=4", "train.valid_every=2",
+               f"train.validate_start={str(validate_start).lower()}")
+    start = tiny_run / "model.safetensors"
+    summary = Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "ft", init=start,
+                                progress=False).fit()
+    assert summary["best_step"] == (0 if validate_start else 2)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "ft" / "metrics.jsonl")
+             .read_text().splitlines() if json.loads(line)["kind"] == "valid"]
+    assert steps[:3] == ([0, 2, 4] if validate_start else [2, 4])[:3]
+    before, _ = ckpt.load_package(start)
+    after, _ = ckpt.load_package(tmp_path / "ft" / "model.safetensors")
+    same = all(torch.equal(before[k], after[k]) for k in before if k.startswith("model.")
+               and not k.startswith("model.lid."))
+    assert same == validate_start

@@ -69,8 +69,12 @@ TABLE = (
              with_helpers=True, helper_text="shuffled", role="control"),
     Strategy("finetune", "the helpers' model fine-tuned on the target with a new head",
              start="helpers_model"),
+    # the joint model already has a trained target head, and a fine-tuning re-warmed to the
+    # peak learning rate can end below it: its start is validated and kept if dev prefers it
     Strategy("joint_finetune", "the joint model of the same hours fine-tuned on the target "
-             "(shared hidden layers, then target adaptation)", start="joint_model"),
+             "(shared hidden layers, then target adaptation; the joint model itself kept "
+             "where the target's dev set prefers it)", start="joint_model",
+             overrides=("train.validate_start=true",)),
     Strategy("progressive", "the helpers' model as a frozen column, a new column for the "
              "target with lateral adapters", start="helpers_column"),
     Strategy("progressive_copy", "as progressive, the new column starting as a copy of the "
