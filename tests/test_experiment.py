@@ -764,3 +764,18 @@ def test_layouts_are_a_sweep_dimension(tmp_path, release):
         if f["strategy"] == "finetune":
             layout = tuple(int(x) for x in f["name"].split()[1].split("-"))
             assert f["de"]["before"] == pre[layout].test["de"].rate("cer")
+
+
+def test_an_option_added_at_its_neutral_value_keeps_every_run_key():
+    """KEY_NEUTRAL: a run-config field added after the finished runs, at the value that
+    computes what the code did before it, stays out of the key (the ledger keeps matching);
+    set otherwise, it keys the run."""
+    from asr.config import load_run_config
+    from asr.experiment.plan import KEY_NEUTRAL, keyed_config
+
+    plain = keyed_config(load_run_config("small"))
+    for section, name in KEY_NEUTRAL:
+        assert name not in plain[section]
+    on = keyed_config(load_run_config("small", ["train.validate_start=true"]))
+    assert on["train"]["validate_start"] is True
+    assert {k: v for k, v in on["train"].items() if k != "validate_start"} == plain["train"]

@@ -21,6 +21,10 @@ from asr.experiment.strategies import PRETRAIN, STRATEGIES, Strategy, strategy
 
 EXPERIMENT_FORMAT = 3  # bump when a code change changes what a run computes (3: the seams issue)
 CODE_PACKAGES = ("polyglot-asr", "torch", "numpy", "sentencepiece", "jiwer")  # in every run key
+# Run-config fields added since this EXPERIMENT_FORMAT, with the value that computes what the
+# code did before them: at that value a field stays out of the run key, so adding an option
+# keeps every finished run's key (and its ledger entry); set otherwise, it keys the run.
+KEY_NEUTRAL = {("train", "validate_start"): False}
 
 
 def run_config(exp: ExperimentConfig, strategy: str, seed: int,
@@ -144,6 +148,16 @@ class Job:
         return f"{self.strategy}{layout} {self.hours:g} h seed {self.seed}"
 
 
+def keyed_config(cfg: RunConfig) -> dict:
+    """The run config as it enters the run key: every field but those of KEY_NEUTRAL at their
+    neutral value."""
+    out = run_config_to_dict(cfg)
+    for (section, name), neutral in KEY_NEUTRAL.items():
+        if out[section][name] == neutral:
+            del out[section][name]
+    return out
+
+
 def plan_jobs(exp: ExperimentConfig, root: Path) -> list[Job]:
     """Every run of the grid, keyed by everything that determines it, pretraining first."""
     tgt, helpers = exp.target.locale, list(exp.helpers.locales)
@@ -152,7 +166,7 @@ def plan_jobs(exp: ExperimentConfig, root: Path) -> list[Job]:
 
     def keyed(job: Job) -> Job:
         material = {"format": EXPERIMENT_FORMAT, "strategy": job.strategy, "seed": job.seed,
-                    "hours": job.hours, "locales": job.locales, "config": run_config_to_dict(job.cfg),
+                    "hours": job.hours, "locales": job.locales, "config": keyed_config(job.cfg),
                     "data": data_digest(job.data_dir, sorted(set(job.locales + job.eval_locales))),
                     "pretrain": job.starts_from.key if job.starts_from else None, "versions": versions}
         job.key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
