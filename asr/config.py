@@ -320,7 +320,7 @@ class TrainConfig:
     # validate the starting model before the first update, as a candidate for the best: a
     # fine-tuning of a model that already has the selected language's head then never ends
     # worse on dev than where it started (a converged joint model re-warmed to the peak
-    # learning rate on 0.1 h of zh-CN ended 1.3 points worse: docs/results/transfer_full)
+    # learning rate on 0.1 h of zh-CN ended at 72.2% test CER against its start's 70.3%)
     validate_start: bool = False
     log_every: int = ranged(20, 1)
     max_bad_steps: int = ranged(20, 1)  # consecutive non-finite losses before training aborts
