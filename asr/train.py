@@ -86,12 +86,14 @@ class Trainer:
         self.progress = progress and self.dist.main
         self.cfg, self.model, self.tokenizers, self.stats = cfg, model, tokenizers, stats
         self.batches, self.dev_data, self.lid_splits = batches, dev, lid or {}
-        if dev:  # a selection metric naming no dev set would only fail at the first validation
-            try:
-                metric_value({loc: {"cer": 1.0, "wer": 1.0} for loc in [*dev, "mean"]},
-                             cfg.train.select_metric)
-            except ValueError as e:
-                raise TrainingError(f"train.select_metric: {e}") from None
+        if dev:  # a metric naming no dev set would only fail at the first validation
+            for field in ("select_metric", "schedule_metric"):
+                if getattr(cfg.train, field):
+                    try:
+                        metric_value({loc: {"cer": 1.0, "wer": 1.0} for loc in [*dev, "mean"]},
+                                     getattr(cfg.train, field))
+                    except ValueError as e:
+                        raise TrainingError(f"train.{field}: {e}") from None
         self.model.to(self.device).train()  # a loaded package comes back in eval mode
         params = [p for p in self.model.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
@@ -112,6 +114,7 @@ class Trainer:
             self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
             find_unused_parameters=True) if self.dist.world_size > 1 else self.model)
         self.step, self.best, self.best_step, self.bad_validations = 0, math.inf, -1, 0
+        self.schedule_best = math.inf  # best value of train.patience_metric so far
         self.checkpoints: list[str] = []
         self.resumed = resume
         # one process writes a run folder (rank 0 under DDP); released when fit() ends
@@ -165,6 +168,9 @@ class Trainer:
         self.step, self.best, self.best_step = meta["step"], meta["best"], meta["best_step"]
         self.lr_scale = meta["lr_scale"]
         self.bad_validations, self.checkpoints = meta["bad_validations"], meta["checkpoints"]
+        # a state saved before schedule_metric existed followed select_metric
+        follow = meta.get("schedule_best")
+        self.schedule_best = self.best if follow is None else follow
 
     def _save_state(self) -> None:
         opt_t, opt_meta = ckpt.optimizer_state(self.optimizer)
@@ -173,6 +179,7 @@ class Trainer:
             "optimizer": opt_meta, "lr_scale": self.lr_scale,
             "sampler": self.batches.state_dict(), "step": self.step, "best": self.best,
             "best_step": self.best_step, "bad_validations": self.bad_validations,
+            "schedule_best": self.schedule_best,
             "checkpoints": self.checkpoints})
 
     # ---- one update ---------------------------------------------------------------------
@@ -233,11 +240,15 @@ class Trainer:
         """Validate, save a checkpoint and the train state; True when training should stop."""
         scores = validate(self.model, self.dev_data, self.tokenizers, self.stats, self.device,
                           autocast_dtype=self.amp)
-        value = metric_value(scores, self.cfg.train.select_metric) if scores else -self.step
+        tc = self.cfg.train
+        value = metric_value(scores, tc.select_metric) if scores else -self.step
+        follow = metric_value(scores, tc.patience_metric) if scores else -self.step
         # Ties go to the later checkpoint (it has trained longer), but only a strict improvement
-        # resets the early-stopping patience, so a plateau still ends training.
+        # (of the patience metric) resets the early-stopping patience, so a plateau still ends
+        # training.
         improved = value <= self.best
-        self.bad_validations = 0 if value < self.best else self.bad_validations + 1
+        self.bad_validations = 0 if follow < self.schedule_best else self.bad_validations + 1
+        self.schedule_best = min(self.schedule_best, follow)
         if improved:
             self.best, self.best_step = value, self.step
         if self.dist.main:
@@ -368,6 +379,7 @@ class Trainer:
         summary = {"steps": self.step, "stopped_early": stopped_early, "best_step": self.best_step,
                    "final_lr": self.lr(),
                    f"best_{self.cfg.train.select_metric}": self.best,
+                   f"best_{self.cfg.train.patience_metric}": self.schedule_best,
                    "non_finite_steps": self.log.counts["non_finite_steps"],  # skipped updates
                    **self.precision.to_dict()}
         paths = [Path(p) for p in self.checkpoints if Path(p).exists()]

@@ -222,6 +222,32 @@ def test_joint_shuffled_data_breaks_pairs_but_keeps_audio(release, tmp_path):
     assert rows(joint, "zh-CN") == rows(shuffled, "zh-CN")  # the target is untouched
 
 
+def test_joint_runs_follow_every_language_and_select_on_the_target(release, tmp_path):
+    """A run on helpers + target validates on the helpers' dev sets too (true transcripts,
+    shuffled training or not) and decays and stops on their mean, while its model is chosen
+    on the target's dev CER. Runs on the target alone keep a data dir without the helpers'
+    dev sets and the key they had before train.schedule_metric existed."""
+    cfg = load_experiment_config(write_config(
+        tmp_path / "e.yaml", release, strategies=("target_only", "joint", "joint_shuffled",
+                                                  "finetune")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepare_experiment_data(cfg, tmp_path / "out", run_config(cfg, "joint", 0).features)
+    jobs = {(j.strategy, j.hours): j for j in plan_jobs(cfg, tmp_path / "out")}
+    helpers_dev = (tmp_path / "out" / "data" / "helpers" / "de" / "dev.jsonl").read_text()
+    for name in ("joint", "joint_shuffled"):
+        job = jobs[name, HOURS[0]]
+        assert (job.data_dir / "de" / "dev.jsonl").read_text() == helpers_dev
+        t = job.cfg.train
+        assert (t.select_metric, t.schedule_metric, t.patience_metric) == (
+            "zh-CN_cer", "mean_cer", "mean_cer")
+    for name in ("target_only", "finetune"):
+        job = jobs[name, HOURS[0]]
+        assert not (job.data_dir / "de" / "dev.jsonl").exists()
+        assert job.cfg.train.schedule_metric == "" and job.cfg.train.patience_metric == "zh-CN_cer"
+    assert jobs["pretrain", None].cfg.train.schedule_metric == ""
+
+
 def test_no_early_stop_before_min_steps(fake_data, tmp_path):
     from asr.config import load_run_config
     from asr.train import Trainer
@@ -776,6 +802,7 @@ def test_an_option_added_at_its_neutral_value_keeps_every_run_key():
     plain = keyed_config(load_run_config("small"))
     for section, name in KEY_NEUTRAL:
         assert name not in plain[section]
-    on = keyed_config(load_run_config("small", ["train.validate_start=true"]))
-    assert on["train"]["validate_start"] is True
-    assert {k: v for k, v in on["train"].items() if k != "validate_start"} == plain["train"]
+    for option, value in (("validate_start", True), ("schedule_metric", "mean_cer")):
+        on = keyed_config(load_run_config("small", [f"train.{option}={value}"]))
+        assert on["train"][option] == value
+        assert {k: v for k, v in on["train"].items() if k != option} == plain["train"]

@@ -221,6 +221,46 @@ def test_plateau_schedule_decays_then_stops_at_its_floor(fake_data, tmp_path):
     assert (again["steps"], again["final_lr"]) == (8, summary["final_lr"])
 
 
+@pytest.mark.parametrize("schedule_metric", ["", "mean_cer"])
+def test_patience_follows_the_schedule_metric_and_selection_the_select_metric(
+        fake_data, tmp_path, monkeypatch, schedule_metric):
+    """train.schedule_metric: scripted dev scores where zh-CN is best at the first validation
+    and flat after it while the mean keeps improving for three more. Following zh-CN alone
+    (the default) the run stops at the first flat validation; following the mean it trains
+    until the mean stops improving, and the zh-CN best is the model either way. A run killed
+    half-way resumes into the same stop (the schedule's best is in the train state)."""
+    import asr.train
+
+    calls = []
+
+    def scripted(*args, **kwargs):
+        calls.append(1)
+        zh, mean = (0.4 if len(calls) == 1 else 0.5), max(0.9 - 0.1 * len(calls), 0.5)
+        return {"zh-CN": {"cer": zh, "wer": zh}, "mean": {"cer": mean, "wer": mean}}
+
+    monkeypatch.setattr(asr.train, "validate", scripted)
+    cfg = tiny("train.max_steps=40", "train.valid_every=2", "train.patience=1",
+               "train.select_metric=zh-CN_cer", f"train.schedule_metric='{schedule_metric}'")
+    summary = Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "a", progress=False).fit()
+    stop = 10 if schedule_metric else 4
+    assert (summary["steps"], summary["best_step"], summary["stopped_early"]) == (stop, 2, True)
+    assert summary["best_zh-CN_cer"] == 0.4
+    assert summary[f"best_{schedule_metric or 'zh-CN_cer'}"] == (0.5 if schedule_metric else 0.4)
+    calls.clear()
+    Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "b", progress=False).fit(stop_at=6)
+    again = Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "b", resume=True,
+                              progress=False).fit()
+    assert (again["steps"], again["best_step"]) == (stop, 2)
+
+
+def test_a_schedule_metric_without_a_dev_set_is_refused_before_training(fake_data, tmp_path):
+    with pytest.raises(TrainingError, match=r"train.schedule_metric: .*'fr_cer'"):
+        Trainer.from_data(tiny("train.schedule_metric=fr_cer"), fake_data, ["de"],
+                          tmp_path / "r", progress=False)
+    with pytest.raises(ValueError, match="train.schedule_metric must be empty"):
+        tiny("train.schedule_metric=mean")
+
+
 def test_cosine_schedule_ignores_the_plateau_settings():
     cfg = tiny("train.warmup_steps=10", "train.max_steps=110").train
     f = lr_lambda(cfg)

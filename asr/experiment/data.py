@@ -87,18 +87,25 @@ def ensure_corpus(exp: ExperimentConfig) -> Path:
     return root
 
 
-def point_dir(data: Path, seed: int, hours: float, shuffled: bool = False) -> Path:
-    return data / f"s{seed}" / (f"h{hours:g}" + ("-shuffled" if shuffled else ""))
+def point_dir(data: Path, seed: int, hours: float, helper_text: str | None = None) -> Path:
+    """The data dir of a (seed, hours) point. helper_text None: the target's runs (helpers
+    without dev sets, there to score forgetting); "true" / "shuffled": runs that train on the
+    helpers too (their dev sets in, their transcripts true or shuffled)."""
+    suffix = {None: "", "true": "-joint", "shuffled": "-shuffled"}[helper_text]
+    return data / f"s{seed}" / f"h{hours:g}{suffix}"
 
 
-def _link_helper(src: Path, dest: Path, train_manifest: Path | None = None) -> None:
+def _link_helper(src: Path, dest: Path, train_manifest: Path | None = None,
+                 dev: bool = False) -> None:
     """A helper language in a point's data dir: its train/test manifests, tokenizer and
-    features, but no dev set (every run that learns the target selects on the target's dev)."""
+    features, and its dev set only with `dev`: a run validates on every language of its data
+    dir, and only runs that train on the helpers follow their dev sets (train.schedule_metric)."""
     dest.mkdir(parents=True, exist_ok=True)
     _link(train_manifest or src / "train.jsonl", dest / "train.jsonl")
-    for name in ("test.jsonl", "tokenizer.model"):
+    splits = ("train", "dev", "test") if dev else ("train", "test")
+    for name in [f"{split}.jsonl" for split in splits if split != "train"] + ["tokenizer.model"]:
         _link(src / name, dest / name)
-    for split in ("train", "test"):
+    for split in splits:
         _link(src / "feats" / split, dest / "feats" / split)
 
 
@@ -148,8 +155,11 @@ def prepare_experiment_data(exp: ExperimentConfig, root: Path, features: Feature
                                                       & {r["speaker"] for r in pool_train})},
              "points": {}}
     points = exp.points()
-    shuffling = tuple(s for s in exp.grid.strategies if STRATEGIES[s].helper_text == "shuffled")
-    shuffled = set(exp.points(shuffling)) if shuffling else set()
+    joint = {text: set(exp.points(names)) if names else set() for text, names in (
+        (text, tuple(s for s in exp.grid.strategies
+                     if STRATEGIES[s].with_helpers and STRATEGIES[s].helper_text == text))
+        for text in ("true", "shuffled"))}
+    shuffled = joint["shuffled"]
     for seed in sorted({seed for seed, _ in points}):
         if seed in {s for s, _ in shuffled}:
             for loc in helpers:
@@ -173,12 +183,14 @@ def prepare_experiment_data(exp: ExperimentConfig, root: Path, features: Feature
                         config=features, workers=c.workers, progress=False)
             for loc in helpers:
                 _link_helper(hdir / loc, point / loc)
-            if (seed, h) in shuffled:
-                sp = point_dir(data, seed, h, shuffled=True)
-                _link(point / tgt, sp / tgt)
-                for loc in helpers:
-                    _link_helper(hdir / loc, sp / loc,
-                                 data / f"shuffled-s{seed}" / loc / "train.jsonl")
+            for text, at in joint.items():
+                if (seed, h) in at:
+                    jp = point_dir(data, seed, h, text)
+                    _link(point / tgt, jp / tgt)
+                    for loc in helpers:
+                        _link_helper(hdir / loc, jp / loc, dev=True, train_manifest=(
+                            data / f"shuffled-s{seed}" / loc / "train.jsonl"
+                            if text == "shuffled" else None))
             cov = coverage_report([r["norm_text"] for r in subset], [r["norm_text"] for r in test],
                                   tgt, kind="char")
             facts["points"][f"s{seed}/h{h:g}"] = {

@@ -24,7 +24,7 @@ CODE_PACKAGES = ("polyglot-asr", "torch", "numpy", "sentencepiece", "jiwer")  # 
 # Run-config fields added since this EXPERIMENT_FORMAT, with the value that computes what the
 # code did before them: at that value a field stays out of the run key, so adding an option
 # keeps every finished run's key (and its ledger entry); set otherwise, it keys the run.
-KEY_NEUTRAL = {("train", "validate_start"): False}
+KEY_NEUTRAL = {("train", "validate_start"): False, ("train", "schedule_metric"): ""}
 
 
 def run_config(exp: ExperimentConfig, strategy: str, seed: int,
@@ -43,6 +43,9 @@ def run_config(exp: ExperimentConfig, strategy: str, seed: int,
                  f"train.valid_every={k * b.valid_every}", f"train.patience={b.patience}",
                  f"train.min_steps={k * b.min_steps}",
                  f"train.select_metric={metric}"]
+    if len(languages) > 1 and metric != "mean_cer":
+        # selects on the target, trains until no language it learns improves any more
+        overrides.append("train.schedule_metric=mean_cer")
     overrides += own
     if strategy in exp.grid.per_strategy:
         overrides += exp.grid.per_strategy[strategy].overrides
@@ -70,8 +73,11 @@ def budget_rule(exp: ExperimentConfig) -> str:
               "(data.alpha=0) every language's output head gets about as many updates as the "
               f"{exp.target.locale} head of a target-only run."
               if b.per_language else "")
-    metric = (f"its selection metric ({exp.target.locale} dev CER, on speakers absent from "
-              "training; the helpers' mean dev CER for the pretraining)")
+    metric = (f"its dev error ({exp.target.locale} dev CER, on speakers absent from training, "
+              "for a run on the target alone; for a run on several languages, the helpers' "
+              "pretraining and joint runs, the mean dev CER of all of them, so the target's "
+              "plateau does not end the shared layers' training while the helpers still "
+              "improve)")
     t = run_config(exp, run_kinds(exp)[0], 0).train
     if t.schedule == "plateau":
         until = (f"{least}until {metric} has converged: after {b.patience} validations "
@@ -85,7 +91,8 @@ def budget_rule(exp: ExperimentConfig) -> str:
                  f"{b.valid_every} updates{per} apart, or until {b.max_steps} updates{per}, "
                  "whichever comes first, the cosine learning rate decaying over the cap")
     return (f"Every run, the helpers' pretraining included, trains {until}; the best validated "
-            "checkpoint (or the average of the last ones, if better on dev) is scored." + scaled
+            f"checkpoint on {exp.target.locale} dev CER (the helpers' mean for the pretraining), "
+            "or the average of the last ones if better there, is scored." + scaled
             + " Why this "
             "is fair: each strategy trains for as long as it still improves on the same held-out "
             "dev set, checked equally often, so none is cut short by a budget tuned to another, "
@@ -199,7 +206,7 @@ def plan_jobs(exp: ExperimentConfig, root: Path) -> list[Job]:
             if seed not in exp.seeds_for(name) or h not in exp.hours_for(name):
                 continue
             for layout in exp.layouts_for(name):
-                point = point_dir(data, seed, h, shuffled=s.helper_text == "shuffled")
+                point = point_dir(data, seed, h, s.helper_text if s.with_helpers else None)
                 evals = [tgt, *helpers] if s.scored_on_helpers else [tgt]
                 start = (joint[seed, h, layout] if s.start == "joint_model"
                          else pretrains[seed, layout] if s.needs_model else None)
