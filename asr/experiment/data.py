@@ -155,10 +155,13 @@ def prepare_experiment_data(exp: ExperimentConfig, root: Path, features: Feature
                                                       & {r["speaker"] for r in pool_train})},
              "points": {}}
     points = exp.points()
-    joint = {text: set(exp.points(names)) if names else set() for text, names in (
-        (text, tuple(s for s in exp.grid.strategies
-                     if STRATEGIES[s].with_helpers and STRATEGIES[s].helper_text == text))
-        for text in ("true", "shuffled"))}
+    def trained_with_helpers(text: str) -> set[tuple[int, float]]:
+        """The points of the strategies that train on the helpers' `text` transcripts."""
+        names = tuple(s for s in exp.grid.strategies
+                      if STRATEGIES[s].with_helpers and STRATEGIES[s].helper_text == text)
+        return set(exp.points(names)) if names else set()
+
+    joint = {text: trained_with_helpers(text) for text in ("true", "shuffled")}
     shuffled = joint["shuffled"]
     for seed in sorted({seed for seed, _ in points}):
         if seed in {s for s, _ in shuffled}:
