@@ -87,13 +87,13 @@ class Trainer:
         self.cfg, self.model, self.tokenizers, self.stats = cfg, model, tokenizers, stats
         self.batches, self.dev_data, self.lid_splits = batches, dev, lid or {}
         if dev:  # a metric naming no dev set would only fail at the first validation
+            dummy = {loc: {"cer": 1.0, "wer": 1.0} for loc in [*dev, "mean"]}
             for field in ("select_metric", "schedule_metric"):
-                if getattr(cfg.train, field):
-                    try:
-                        metric_value({loc: {"cer": 1.0, "wer": 1.0} for loc in [*dev, "mean"]},
-                                     getattr(cfg.train, field))
-                    except ValueError as e:
-                        raise TrainingError(f"train.{field}: {e}") from None
+                try:
+                    if metric := getattr(cfg.train, field):
+                        metric_value(dummy, metric)
+                except ValueError as e:
+                    raise TrainingError(f"train.{field}: {e}") from None
         self.model.to(self.device).train()  # a loaded package comes back in eval mode
         params = [p for p in self.model.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
