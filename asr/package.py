@@ -17,7 +17,9 @@ from asr.model.progressive import ProgressiveCTC
 from asr.text import check_locale
 from asr.tokenizer import Tokenizer
 
-MODEL_FILE = "model.safetensors"
+MODEL_FILE = "model.safetensors"  # a run's model: its best on train.select_metric
+# with train.keep_schedule_best, beside it: the best on train.schedule_metric
+SCHEDULE_MODEL_FILE = "model_schedule_best.safetensors"
 
 
 @dataclasses.dataclass

@@ -29,7 +29,7 @@ from asr.lid import LidSplit, fit_language_id
 from asr.model.heads import ctc_loss
 from asr.model.multilingual import count_parameters
 from asr.model.progressive import ProgressiveCTC
-from asr.package import save_model
+from asr.package import MODEL_FILE, SCHEDULE_MODEL_FILE, save_model
 from asr.run_lock import FolderLock
 from asr.runlog import RunLog
 from asr.start import StartError, build_run
@@ -247,6 +247,7 @@ class Trainer:
         # (of the patience metric) resets the early-stopping patience, so a plateau still ends
         # training.
         improved = value <= self.best
+        follow_improved = follow <= self.schedule_best
         self.bad_validations = 0 if follow < self.schedule_best else self.bad_validations + 1
         self.schedule_best = min(self.schedule_best, follow)
         if improved:
@@ -262,7 +263,9 @@ class Trainer:
                     os.unlink(old)
             self.checkpoints = self.checkpoints[-self.cfg.train.keep_checkpoints:]
             if improved:
-                copy_file(path, self.out / "model.safetensors")
+                copy_file(path, self.out / MODEL_FILE)
+            if follow_improved and tc.keep_schedule_best:
+                copy_file(path, self.out / SCHEDULE_MODEL_FILE)
             self._save_state()
         return self._plateau()
 
@@ -389,16 +392,22 @@ class Trainer:
                  if k.startswith("model.")})
             scores = validate(self.model, self.dev_data, self.tokenizers, self.stats, self.device,
                               autocast_dtype=self.amp)
-            value = metric_value(scores, self.cfg.train.select_metric) if scores else math.inf
+            tc = self.cfg.train
+            value = metric_value(scores, tc.select_metric) if scores else math.inf
             summary["averaged_checkpoints"] = len(paths)
-            summary[f"averaged_{self.cfg.train.select_metric}"] = value
+            summary[f"averaged_{tc.select_metric}"] = value
             tqdm.write(f"average of last {len(paths)} checkpoints:\n" + format_scores(scores))
+            summary["model"] = "average" if value < self.best else "best"
             if value < self.best:
-                self._save_model(self.out / "model.safetensors")
-                summary["model"] = "average"
-            else:
-                summary["model"] = "best"
-        summary["model_path"] = str(self.out / "model.safetensors")
+                self._save_model(self.out / MODEL_FILE)
+            if tc.keep_schedule_best:
+                follow = metric_value(scores, tc.patience_metric) if scores else math.inf
+                summary["schedule_model"] = "average" if follow < self.schedule_best else "best"
+                if follow < self.schedule_best:
+                    self._save_model(self.out / SCHEDULE_MODEL_FILE)
+        summary["model_path"] = str(self.out / MODEL_FILE)
+        if self.cfg.train.keep_schedule_best:  # a start for fine-tuning: language ID not fitted
+            summary["schedule_model_path"] = str(self.out / SCHEDULE_MODEL_FILE)
         if self.dist.main and Path(summary["model_path"]).exists():
             summary["language_id"] = self._fit_language_id(Path(summary["model_path"]))
         if self.dist.main:

@@ -239,8 +239,8 @@ def test_joint_runs_follow_every_language_and_select_on_the_target(release, tmp_
         job = jobs[name, HOURS[0]]
         assert (job.data_dir / "de" / "dev.jsonl").read_text() == helpers_dev
         t = job.cfg.train
-        assert (t.select_metric, t.schedule_metric, t.patience_metric) == (
-            "zh-CN_cer", "mean_cer", "mean_cer")
+        assert (t.select_metric, t.schedule_metric, t.patience_metric, t.keep_schedule_best) == (
+            "zh-CN_cer", "mean_cer", "mean_cer", True)
     for name in ("target_only", "finetune"):
         job = jobs[name, HOURS[0]]
         assert not (job.data_dir / "de" / "dev.jsonl").exists()
@@ -645,6 +645,33 @@ def test_an_unfinished_run_resumes_on_another_machine(release, tmp_path, monkeyp
     assert [p for p in state.iterdir()] == []  # finished, and nothing starts from it
 
 
+def test_a_finished_run_keeps_every_model_a_later_run_may_start_from(tmp_path):
+    """carry: a finished joint run that a fine-tuning starts from keeps both its models (the
+    target's best and the best on every language) beside the ledger and nothing else; a
+    machine without them gets both back, and one holding one of them gets the other."""
+    from asr.experiment import carry
+
+    run_dir, carried = tmp_path / "run", tmp_path / "state" / "run"
+    run_dir.mkdir()
+    files = {"model.safetensors": "target", "model_schedule_best.safetensors": "all",
+             "train_state.safetensors": "state", "metrics.jsonl": "{}", "timing.json": "{}"}
+    for name, text in files.items():
+        (run_dir / name).write_text(text)
+    assert carry.save_progress(run_dir, carried, {"train_seconds": 1.0, "sessions": 1})
+    assert sorted(p.name for p in carried.iterdir()) == sorted(files)
+    carry.keep_model(run_dir, carried)
+    models = ["model.safetensors", "model_schedule_best.safetensors"]
+    assert sorted(p.name for p in carried.iterdir()) == models
+    elsewhere = tmp_path / "elsewhere"
+    assert carry.restore(elsewhere, carried) == "model"
+    assert {p.name: p.read_text() for p in elsewhere.iterdir()} == {
+        m: files[m] for m in models}
+    (elsewhere / models[1]).unlink()
+    assert carry.restore(elsewhere, carried) == "model"
+    assert carry.restore(elsewhere, carried) is None  # nothing missing
+    assert (elsewhere / models[1]).read_text() == "all"
+
+
 def test_report_quotes_no_ratio_from_a_capped_run():
     from asr.experiment.report import ratios
 
@@ -700,17 +727,20 @@ def test_joint_finetune_starts_from_the_joint_run_of_its_point(tmp_path, release
         assert j.locales == ["zh-CN"] and jobs.index(j.starts_from) < jobs.index(j)
     with pytest.raises(ConfigError, match="joint_finetune at .* starts from the joint run"):
         load_experiment_config(path, [f"grid.per_strategy={{joint: {{hours: [{HOURS[0]}]}}}}"])
-    # trained: the joint model is validated before the first update and competes for the best
-    # (train.validate_start), so its dev CER there is the joint run's own best
-    run(path, tmp_path / "out", [f"target.hours=[{HOURS[1]}]"])
-    curves = {}
+    # trained: it starts from the joint run's best on every language's mean dev CER (not the
+    # joint model, its best on zh-CN's), validated before the first update to compete for its
+    # own best (train.validate_start); one checkpoint kept, so no average replaces that best
+    run(path, tmp_path / "out", [f"target.hours=[{HOURS[1]}]", "run.overrides=[model.d_model=32, "
+                                 "data.batch_frames=2000, train.keep_checkpoints=1]"])
+    rows = {}
     for name in ("joint", "joint_finetune"):
         (run_dir,) = (tmp_path / "out" / "runs").glob(f"{name}-h*")
-        rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        curves[name] = [(r["step"], r["scores"]["zh-CN"]["cer"]) for r in rows
-                        if r["kind"] == "valid"]
-    assert curves["joint_finetune"][0][0] == 0
-    assert curves["joint_finetune"][0][1] <= min(c for _, c in curves["joint"]) + 1e-9
+        rows[name] = [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text()
+                                     .splitlines()) if r["kind"] == "valid"]
+    mean_best = min(rows["joint"], key=lambda r: (r["scores"]["mean"]["cer"], -r["step"]))
+    start = rows["joint_finetune"][0]
+    assert start["step"] == 0
+    assert start["scores"]["zh-CN"] == pytest.approx(mean_best["scores"]["zh-CN"])
 
 
 def test_two_sweeps_adding_to_one_ledger_keep_both_runs(tmp_path):
@@ -802,7 +832,12 @@ def test_an_option_added_at_its_neutral_value_keeps_every_run_key():
     plain = keyed_config(load_run_config("small"))
     for section, name in KEY_NEUTRAL:
         assert name not in plain[section]
-    for option, value in (("validate_start", True), ("schedule_metric", "mean_cer")):
-        on = keyed_config(load_run_config("small", [f"train.{option}={value}"]))
+    for option, value in (("validate_start", True), ("schedule_metric", "mean_cer"),
+                          ("keep_schedule_best", True)):
+        # keep_schedule_best needs a schedule metric of its own, which keys the run too
+        needs = ["train.schedule_metric=mean_cer", "train.select_metric=zh-CN_cer"]
+        on = keyed_config(load_run_config("small", [f"train.{option}={value}", *needs]))
+        off = keyed_config(load_run_config("small", needs))
         assert on["train"][option] == value
-        assert {k: v for k, v in on["train"].items() if k != option} == plain["train"]
+        assert {k: v for k, v in on["train"].items() if k != option} == {
+            k: v for k, v in off["train"].items() if k != option}

@@ -221,14 +221,10 @@ def test_plateau_schedule_decays_then_stops_at_its_floor(fake_data, tmp_path):
     assert (again["steps"], again["final_lr"]) == (8, summary["final_lr"])
 
 
-@pytest.mark.parametrize("schedule_metric", ["", "mean_cer"])
-def test_patience_follows_the_schedule_metric_and_selection_the_select_metric(
-        fake_data, tmp_path, monkeypatch, schedule_metric):
-    """train.schedule_metric: scripted dev scores where zh-CN is best at the first validation
-    and flat after it while the mean keeps improving for three more. Following zh-CN alone
-    (the default) the run stops at the first flat validation; following the mean it trains
-    until the mean stops improving, and the zh-CN best is the model either way. A run killed
-    half-way resumes into the same stop (the schedule's best is in the train state)."""
+def script_dev_scores(monkeypatch) -> list:
+    """Replace validation by scripted dev scores: zh-CN best at the first validation (0.4) and
+    0.5 after it; the mean 0.8, 0.7, ... down to 0.5 at the fourth and flat after. Returns the
+    list of calls (clear it to start the script again)."""
     import asr.train
 
     calls = []
@@ -239,6 +235,18 @@ def test_patience_follows_the_schedule_metric_and_selection_the_select_metric(
         return {"zh-CN": {"cer": zh, "wer": zh}, "mean": {"cer": mean, "wer": mean}}
 
     monkeypatch.setattr(asr.train, "validate", scripted)
+    return calls
+
+
+@pytest.mark.parametrize("schedule_metric", ["", "mean_cer"])
+def test_patience_follows_the_schedule_metric_and_selection_the_select_metric(
+        fake_data, tmp_path, monkeypatch, schedule_metric):
+    """train.schedule_metric: scripted dev scores where zh-CN is best at the first validation
+    and flat after it while the mean keeps improving for three more. Following zh-CN alone
+    (the default) the run stops at the first flat validation; following the mean it trains
+    until the mean stops improving, and the zh-CN best is the model either way. A run killed
+    half-way resumes into the same stop (the schedule's best is in the train state)."""
+    calls = script_dev_scores(monkeypatch)
     cfg = tiny("train.max_steps=40", "train.valid_every=2", "train.patience=1",
                "train.select_metric=zh-CN_cer", f"train.schedule_metric='{schedule_metric}'")
     summary = Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "a", progress=False).fit()
@@ -251,6 +259,39 @@ def test_patience_follows_the_schedule_metric_and_selection_the_select_metric(
     again = Trainer.from_data(cfg, fake_data, LOCALES, tmp_path / "b", resume=True,
                               progress=False).fit()
     assert (again["steps"], again["best_step"]) == (stop, 2)
+
+
+def test_keep_schedule_best_keeps_the_best_on_every_language_beside_the_targets(
+        fake_data, tmp_path, monkeypatch):
+    """train.keep_schedule_best: with the scripted scores above (zh-CN best at update 2, the
+    mean at update 8 and tied at 10), model.safetensors is the zh-CN best and
+    model_schedule_best.safetensors the mean's (a tie goes to the later checkpoint, as for
+    model.safetensors); a kill and resume in between changes neither.
+    Without a schedule metric of its own the option is refused (it would be model.safetensors)."""
+    from asr import checkpoint as ckpt
+    from asr.package import MODEL_FILE, SCHEDULE_MODEL_FILE
+
+    calls = script_dev_scores(monkeypatch)
+    cfg = tiny("train.max_steps=40", "train.valid_every=2", "train.patience=1",
+               "train.keep_checkpoints=1", "train.select_metric=zh-CN_cer",
+               "train.schedule_metric=mean_cer", "train.keep_schedule_best=true")
+    for run, stop_at in (("a", None), ("b", 6)):
+        calls.clear()
+        out = tmp_path / run
+        summary = Trainer.from_data(cfg, fake_data, LOCALES, out, progress=False).fit(
+            stop_at=stop_at)
+        if stop_at:
+            summary = Trainer.from_data(cfg, fake_data, LOCALES, out, resume=True,
+                                        progress=False).fit()
+        assert (summary["steps"], summary["best_step"]) == (10, 2)
+        assert summary["schedule_model_path"] == str(out / SCHEDULE_MODEL_FILE)
+        steps = {f: ckpt.load_package(out / f)[1]["step"]
+                 for f in (MODEL_FILE, SCHEDULE_MODEL_FILE)}
+        assert steps == {MODEL_FILE: 2, SCHEDULE_MODEL_FILE: 10}
+    with pytest.raises(ValueError, match="keep_schedule_best needs a train.schedule_metric"):
+        tiny("train.keep_schedule_best=true")
+    with pytest.raises(ValueError, match="keep_schedule_best needs a train.schedule_metric"):
+        tiny("train.keep_schedule_best=true", "train.schedule_metric=mean_cer")
 
 
 def test_a_schedule_metric_without_a_dev_set_is_refused_before_training(fake_data, tmp_path):

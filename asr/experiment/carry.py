@@ -6,8 +6,9 @@ runs), and a run too long for one session (a pretraining on four languages takes
 one core). Both live beside the ledger, committed with it:
 
     <ledger folder>/state/<run folder name>/
-        model.safetensors        finished: the model later runs start from;
-                                 unfinished: its best model so far
+        model*.safetensors       finished: the models later runs start from;
+                                 unfinished: its best models so far (model.safetensors, and
+                                 with train.keep_schedule_best, model_schedule_best.safetensors)
         train_state.safetensors  unfinished only: model, optimizer, sampler, step (resume)
         metrics.jsonl            unfinished only: its validations so far (the dev curve)
         timing.json              unfinished only: its train seconds so far
@@ -15,7 +16,7 @@ one core). Both live beside the ledger, committed with it:
 An unfinished run mirrors its resume state here every CARRY_SECONDS, right after a
 validation (runs.py); a sweep on another machine, or the next session, resumes from it
 exactly where the mirror was taken (the updates since are trained again). When the run
-finishes, its folder here keeps only the model, and only if a later run starts from it.
+finishes, its folder here keeps only its models, and only if a later run starts from one.
 The run folder name holds the run key, so a state is never resumed under another config.
 """
 
@@ -28,7 +29,13 @@ from pathlib import Path
 from asr.fileio import copy_file, write_json
 
 CARRY_SECONDS = 600  # wall seconds between two mirrors of an unfinished run's resume state
-RESUME_FILES = ("train_state.safetensors", "model.safetensors", "metrics.jsonl")
+RESUME_FILES = ("train_state.safetensors", "metrics.jsonl")  # and its models (_models)
+
+
+def _models(folder: Path) -> list[str]:
+    """The names of the model files in a run or carried folder: model.safetensors and any
+    other best model the Trainer keeps beside it (model_<which>.safetensors)."""
+    return sorted(p.name for p in folder.glob("model*.safetensors"))
 
 
 def save_progress(run_dir: Path, carried: Path, timing: dict) -> bool:
@@ -37,7 +44,7 @@ def save_progress(run_dir: Path, carried: Path, timing: dict) -> bool:
     if not (run_dir / "train_state.safetensors").exists():
         return False
     carried.mkdir(parents=True, exist_ok=True)
-    for name in RESUME_FILES:
+    for name in (*RESUME_FILES, *_models(run_dir)):
         if (run_dir / name).exists():
             copy_file(run_dir / name, carried / name)
     # written last: a mirror cut short keeps the previous timing beside newer state, which
@@ -47,12 +54,12 @@ def save_progress(run_dir: Path, carried: Path, timing: dict) -> bool:
 
 
 def keep_model(run_dir: Path, carried: Path) -> None:
-    """A finished run that later runs start from: keep its model alone."""
+    """A finished run that later runs start from: keep its models alone."""
     carried.mkdir(parents=True, exist_ok=True)
-    copy_file(run_dir / "model.safetensors", carried / "model.safetensors")
+    for name in _models(run_dir):
+        copy_file(run_dir / name, carried / name)
     for name in (*RESUME_FILES, "timing.json"):
-        if name != "model.safetensors":
-            (carried / name).unlink(missing_ok=True)
+        (carried / name).unlink(missing_ok=True)
 
 
 def drop(carried: Path) -> None:
@@ -62,21 +69,23 @@ def drop(carried: Path) -> None:
 
 def restore(run_dir: Path, carried: Path) -> str | None:
     """Bring carried state into a run folder that lacks it: "resume" (an unfinished run's
-    resume state, when the folder holds none of its own), "model" (a finished run's model,
-    when the folder has none), or None (nothing to bring)."""
+    resume state, when the folder holds none of its own), "model" (a finished run's models
+    that the folder lacks), or None (nothing to bring)."""
     if not carried.is_dir():
         return None
     if (carried / "train_state.safetensors").exists():
         if (run_dir / "train_state.safetensors").exists() or (run_dir / "summary.json").exists():
             return None  # this machine's own state is as new or newer
         run_dir.mkdir(parents=True, exist_ok=True)
-        for name in (*RESUME_FILES, "timing.json"):
+        for name in (*RESUME_FILES, *_models(carried), "timing.json"):
             if (carried / name).exists():
                 copy_file(carried / name, run_dir / name)
         return "resume"
-    if (carried / "model.safetensors").exists() and not (run_dir / "model.safetensors").exists():
+    missing = [name for name in _models(carried) if not (run_dir / name).exists()]
+    if missing:
         run_dir.mkdir(parents=True, exist_ok=True)
-        copy_file(carried / "model.safetensors", run_dir / "model.safetensors")
+        for name in missing:
+            copy_file(carried / name, run_dir / name)
         return "model"
     return None
 

@@ -24,7 +24,8 @@ CODE_PACKAGES = ("polyglot-asr", "torch", "numpy", "sentencepiece", "jiwer")  # 
 # Run-config fields added since this EXPERIMENT_FORMAT, with the value that computes what the
 # code did before them: at that value a field stays out of the run key, so adding an option
 # keeps every finished run's key (and its ledger entry); set otherwise, it keys the run.
-KEY_NEUTRAL = {("train", "validate_start"): False, ("train", "schedule_metric"): ""}
+KEY_NEUTRAL = {("train", "validate_start"): False, ("train", "schedule_metric"): "",
+               ("train", "keep_schedule_best"): False}
 
 
 def run_config(exp: ExperimentConfig, strategy: str, seed: int,
@@ -44,8 +45,9 @@ def run_config(exp: ExperimentConfig, strategy: str, seed: int,
                  f"train.min_steps={k * b.min_steps}",
                  f"train.select_metric={metric}"]
     if len(languages) > 1 and metric != "mean_cer":
-        # selects on the target, trains until no language it learns improves any more
-        overrides.append("train.schedule_metric=mean_cer")
+        # selects on the target, trains until no language it learns improves any more, and
+        # keeps its best on all of them too: where a fine-tuning on the target starts
+        overrides += ["train.schedule_metric=mean_cer", "train.keep_schedule_best=true"]
     overrides += own
     if strategy in exp.grid.per_strategy:
         overrides += exp.grid.per_strategy[strategy].overrides

@@ -63,7 +63,7 @@ def train_job(job: Job, device: str, progress: bool, share: bool = False) -> Non
              .get(s.start) if s else None)
     t0 = time.perf_counter()
     trainer = Trainer.from_data(job.cfg, job.data_dir, job.locales, out,
-                                **({start: job.starts_from.run_dir} if start else {}),
+                                **({start: start_model(job)} if start else {}),
                                 freeze=s.freeze if s else (),
                                 resume=(out / "train_state.safetensors").exists(), device=device,
                                 progress=progress)
@@ -73,6 +73,17 @@ def train_job(job: Job, device: str, progress: bool, share: bool = False) -> Non
     write_json(out / "timing.json", {"train_seconds": timing["train_seconds"]
                                      + time.perf_counter() - t0,
                                      "sessions": timing["sessions"] + 1})
+
+
+def start_model(job: Job) -> Path:
+    """The model file a run starts from: its start run's model (the best on what that run
+    selects), or for a joint model, the joint run's best on all its languages (its
+    train.schedule_metric, kept by train.keep_schedule_best): the shared layers trained on
+    every language, which the target's best may predate by thousands of updates."""
+    from asr.package import MODEL_FILE, SCHEDULE_MODEL_FILE
+
+    file = SCHEDULE_MODEL_FILE if job.record.start == "joint_model" else MODEL_FILE
+    return job.starts_from.run_dir / file
 
 
 def _timing(run_dir: Path) -> dict:
@@ -231,7 +242,7 @@ def run_jobs(jobs: list[Job], facts: dict, target: str, device: str = "auto",
             start = job.starts_from
             if start.carried is not None and carry.restore(start.run_dir, start.carried):
                 board.say(f"{start.label}: model taken from {start.carried}")
-            if not (start.run_dir / "model.safetensors").exists():
+            if not start_model(job).exists():
                 results.pop(id(start), None)  # trained again here
     pending = [j for j in jobs if id(j) not in results]
     began: dict[int, float] = {}

@@ -11,7 +11,9 @@ name, so a new strategy is one new row here.
                  "helpers_column" the helpers' model as a frozen column, a new column for the
                                   target with lateral adapters (Trainer base)
                  "joint_model"    the joint run of the same seed and hours, fine-tuned on the
-                                  target alone (Trainer init; joint must be in the grid there)
+                                  target alone (Trainer init; joint must be in the grid there),
+                                  from its checkpoint best on all its languages (mean dev CER,
+                                  train.keep_schedule_best), not its best on the target
     freeze       parameter-name prefixes frozen on top of what `start` freezes
                  ("encoder" = everything but the heads); a progressive column's earlier
                  columns are always frozen
