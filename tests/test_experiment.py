@@ -23,7 +23,7 @@ from asr.experiment.report import (
     headline,
     pooled_interval,
 )
-from asr.experiment.results import LocaleScores
+from asr.experiment.results import LocaleScores, RunResult
 from asr.experiment.strategies import STRATEGIES, Strategy
 from asr.experiment.study import load_experiment_config, run_experiment
 
@@ -305,7 +305,7 @@ def test_ratio_interval_holds_the_ratio_and_says_where_the_curve_ends():
     import numpy as np
 
     from asr.experiment.report import aggregate, ratio_intervals, ratios, with_intervals
-    from asr.experiment.results import Metric, RunResult
+    from asr.experiment.results import Metric
 
     rng = np.random.default_rng(0)
     ids = tuple(f"u{i}" for i in range(200))
@@ -690,21 +690,25 @@ def test_report_quotes_no_ratio_from_a_capped_run():
 
 
 def test_forgetting_is_measured_against_the_model_a_run_started_from():
-    """finetune against the helpers' model; joint_finetune against its joint run (not the
-    helpers' model); joint, trained from scratch, against the helpers' model."""
+    """finetune against the helpers' model; joint_finetune against the model of its joint
+    run that it starts from, the best on every language (not the joint model, the best on the
+    target, nor the helpers' model); joint, trained from scratch, against the helpers' model."""
     from asr.experiment.report import forgetting
-    from asr.experiment.results import Metric, RunResult
+    from asr.experiment.results import Metric
 
-    def result(strategy, de_cer, run_dir, pretrain=None, hours=0.1):
-        scores = LocaleScores(1, {"cer": Metric(de_cer, (0.0, 1.0))}, ("u",), (1,), (1,))
+    def scores(de_cer):
+        return {"de": LocaleScores(1, {"cer": Metric(de_cer, (0.0, 1.0))}, ("u",), (1,), (1,))}
+
+    def result(strategy, de_cer, run_dir, pretrain=None, hours=0.1, schedule_cer=None):
         return RunResult(key=run_dir, strategy=strategy, seed=0, hours=hours,
-                         actual_hours=hours, unseen_char_rate=0.0, test={"de": scores},
+                         actual_hours=hours, unseen_char_rate=0.0, test=scores(de_cer),
                          parameters=1, trainable_parameters=1, train_seconds=1.0, steps=1,
                          best_step=1, stopped_early=True, max_steps=9, run_dir=run_dir,
-                         pretrain=pretrain, dev_curve=((1, 0.5),), machine="test")
+                         pretrain=pretrain, dev_curve=((1, 0.5),), machine="test",
+                         schedule_test=None if schedule_cer is None else scores(schedule_cer))
 
     results = [result("pretrain", 0.1, "exp/x/runs/pretrain-s0-a", hours=None),
-               result("joint", 0.2, "exp/x/runs/joint-h0.1-s0-b"),
+               result("joint", 0.9, "exp/x/runs/joint-h0.1-s0-b", schedule_cer=0.2),
                result("joint_finetune", 0.5, "exp/x/runs/joint_finetune-h0.1-s0-c",
                       pretrain="/elsewhere/runs/joint-h0.1-s0-b"),  # matched by run name
                result("finetune", 0.6, "exp/x/runs/finetune-h0.1-s0-d",
@@ -738,6 +742,11 @@ def test_joint_finetune_starts_from_the_joint_run_of_its_point(tmp_path, release
         rows[name] = [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text()
                                      .splitlines()) if r["kind"] == "valid"]
     mean_best = min(rows["joint"], key=lambda r: (r["scores"]["mean"]["cer"], -r["step"]))
+    # that model is scored on the test sets too: the "before" of joint_finetune's forgetting
+    (joint_dir,) = (tmp_path / "out" / "runs").glob("joint-h*")
+    joint = RunResult.load(joint_dir / "result.json")
+    assert sorted(joint.schedule_test) == sorted(joint.test) == ["de", "zh-CN"]
+    assert (joint_dir / "schedule_test_de.jsonl").exists()
     start = rows["joint_finetune"][0]
     assert start["step"] == 0
     assert start["scores"]["zh-CN"] == pytest.approx(mean_best["scores"]["zh-CN"])
@@ -745,7 +754,6 @@ def test_joint_finetune_starts_from_the_joint_run_of_its_point(tmp_path, release
 
 def test_two_sweeps_adding_to_one_ledger_keep_both_runs(tmp_path):
     from asr.experiment.ledger import Ledger
-    from asr.experiment.results import RunResult
 
     def result(key: str, hours: float) -> RunResult:
         return RunResult(key=key, strategy="target_only", seed=0, hours=hours, actual_hours=hours,
@@ -771,7 +779,6 @@ def test_layouts_are_a_sweep_dimension(tmp_path, release):
     """Sharing depth: each layout of joint and finetune is its own run (in its key, its folder
     and its result), finetune of a layout starts from the helpers' model of that layout, and
     the report shows the layouts side by side."""
-    from asr.experiment.results import RunResult
 
     path = write_config(tmp_path / "lay.yaml", release, strategies=("target_only", "joint",
                                                                      "finetune"))

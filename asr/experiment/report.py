@@ -283,9 +283,10 @@ def with_intervals(ratio_rows: list[dict], results: list[RunResult], rows: list[
 def forgetting(results: list[RunResult], helpers: list[str], metric: str = "wer") -> list[dict]:
     """Helper error rate (`metric`: wer or cer) before and after each run; means over seeds
     per (strategy, hours), and the largest change of any seed. Before: the model the run
-    started from (the helpers' model for finetune and progressive, the joint run of its point
-    for joint_finetune); for a run trained from scratch (joint), the helpers' pretrained model.
-    Only strategies whose model knows the helpers have a row."""
+    started from (the helpers' model for finetune and progressive; for joint_finetune, the
+    joint run's best on every language, its schedule_test); for a run trained from scratch
+    (joint), the helpers' pretrained model. Only strategies whose model knows the helpers have
+    a row."""
     pretrains = [r for r in results if r.strategy == PRETRAIN]
     by_dir = {Path(r.run_dir).name: r for r in results}  # run dir names carry the run key
 
@@ -304,10 +305,16 @@ def forgetting(results: list[RunResult], helpers: list[str], metric: str = "wer"
                 return found[0]
         return None
 
+    def before_scores(r: RunResult) -> dict[str, LocaleScores] | None:
+        b = before(r)
+        if b is None:
+            return None
+        return b.schedule_test if STRATEGIES[r.strategy].start == "joint_model" else b.test
+
     groups: dict[tuple[str, float], list[RunResult]] = {}
     for r in results:
         if (r.strategy in STRATEGIES and STRATEGIES[r.strategy].scored_on_helpers
-                and before(r) is not None):
+                and before_scores(r) is not None):
             groups.setdefault((r.variant, r.hours), []).append(r)
     rows = []
     for (name, hours), runs in sorted(groups.items(), key=lambda kv: _order_run(kv[1][0])):
@@ -315,7 +322,7 @@ def forgetting(results: list[RunResult], helpers: list[str], metric: str = "wer"
                "seeds": sorted(r.seed for r in runs)}
         changes = []
         for loc in helpers:
-            b = [before(r).test[loc].rate(metric) for r in runs]
+            b = [before_scores(r)[loc].rate(metric) for r in runs]
             a = [r.test[loc].rate(metric) for r in runs]
             changes += [y - x for x, y in zip(b, a, strict=True)]
             row[loc] = {"before": float(np.mean(b)), "after": float(np.mean(a)),

@@ -64,6 +64,9 @@ class RunResult:
     # of train_seconds, the language-ID fit at the end (0: one language, nothing to fit);
     # None: not recorded (runs recorded before the field)
     lid_fit_seconds: float | None = None
+    # with train.keep_schedule_best: the test scores of its best on every language it trains
+    # (model_schedule_best), the model a fine-tuning starts from; None: not kept
+    schedule_test: dict[str, LocaleScores] | None = None
 
     @property
     def variant(self) -> str:

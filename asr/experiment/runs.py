@@ -94,9 +94,10 @@ def _timing(run_dir: Path) -> dict:
     return {"train_seconds": 0.0, "sessions": 0} | timing
 
 
-def score_job(job: Job, device: str) -> dict[str, LocaleScores]:
-    """Greedy decoding of the run's test sets, scored with every metric of each language;
-    writes test_<locale>.jsonl."""
+def score_job(job: Job, device: str, model_file: str = "", prefix: str = "test"
+              ) -> dict[str, LocaleScores]:
+    """Greedy decoding of the run's test sets by its model (or `model_file` in its folder),
+    scored with every metric of each language; writes <prefix>_<locale>.jsonl."""
     from asr.decode import Decoder
     from asr.device import resolve_device
     from asr.evaluate import decode_split
@@ -104,12 +105,12 @@ def score_job(job: Job, device: str) -> dict[str, LocaleScores]:
     from asr.package import load_package_model
 
     dev = resolve_device(device)
-    model, package = load_package_model(job.run_dir, device=dev)
+    model, package = load_package_model(job.run_dir / model_file, device=dev)
     decoder = Decoder(package.tokenizers)
     scores = {}
     for loc in job.eval_locales:
         rows = decode_split(model, package, job.data_dir, loc, "test", decoder, dev)["rows"]
-        write_jsonl(job.run_dir / f"test_{loc}.jsonl", rows)
+        write_jsonl(job.run_dir / f"{prefix}_{loc}.jsonl", rows)
         m = score_texts([r["reference"] for r in rows], [r["hypothesis"] for r in rows], loc)
         scores[loc] = LocaleScores(
             utterances=len(rows),
@@ -131,6 +132,8 @@ def dev_curve(run_dir: Path, metric: str) -> tuple[tuple[int, float], ...]:
 
 def finish_job(job: Job, device: str, facts: dict) -> RunResult:
     """Score a trained run and write its result.json (whose presence marks it finished)."""
+    from asr.package import SCHEDULE_MODEL_FILE
+
     summary = json.loads((job.run_dir / "summary.json").read_text())
     described = json.loads((job.run_dir / "run.json").read_text())
     point = ({} if job.hours is None
@@ -139,6 +142,8 @@ def finish_job(job: Job, device: str, facts: dict) -> RunResult:
         key=job.key, strategy=job.strategy, seed=job.seed, hours=job.hours,
         actual_hours=point.get("actual_hours"), unseen_char_rate=point.get("unseen_char_rate"),
         test=score_job(job, device),
+        schedule_test=(score_job(job, device, SCHEDULE_MODEL_FILE, "schedule_test")
+                       if job.cfg.train.keep_schedule_best else None),
         # the recogniser's: a fine-tuned model's frozen LID reference is language ID's alone
         parameters=described["parameters"] - described.get("lid_reference_parameters", 0),
         trainable_parameters=described["trainable_parameters"],
