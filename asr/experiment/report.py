@@ -521,8 +521,9 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
                   "![CER against shared blocks](cer_vs_shared_blocks.png)"]
     lines += ["", f"## Forgetting: helper error rates before and after adding {target}", "",
               "Before: the model the run started from: the helpers' pretrained model for "
-              "finetune and progressive, the joint run of the same hours and seed for "
-              "joint_finetune. After: the run's model. Joint runs are trained from scratch, so "
+              "finetune and progressive; for joint_finetune, the model of the joint run of the same "
+              "hours and seed that it starts from, the one best on every language's mean dev "
+              "CER (not the joint row's model, the best on the target's). After: the run's model. Joint runs are trained from scratch, so "
               "for them the change is against the helpers' model: two models rather than one "
               "model twice. "
               "Progressive columns are frozen, so their change must be exactly 0. Rates in %, "
