@@ -335,6 +335,10 @@ class TrainConfig:
     # worse on dev than where it started (a converged joint model re-warmed to the peak
     # learning rate on 0.1 h of zh-CN ended at 72.2% test CER against its start's 70.3%)
     validate_start: bool = False
+    # fine-tuning (--init): the model's CTC heads of the run's languages start fresh, as for a
+    # language it lacks. A joint model's head of a language with minutes of audio has learned
+    # them by heart (training loss ~0.01): fine-tuned from it, little loss is left to follow
+    fresh_heads: bool = False
     log_every: int = ranged(20, 1)
     max_bad_steps: int = ranged(20, 1)  # consecutive non-finite losses before training aborts
 

@@ -5,7 +5,8 @@ The one place a model is built for training, in one of three ways:
     scratch      a fresh MultilingualCTC from cfg.model, weights from torch.manual_seed(seed),
                  feature statistics merged from the languages' training caches;
     init=PATH    a trained model file or run (fine-tuning): its weights, tokenizers and
-                 statistics, a new CTC head for each language it lacks;
+                 statistics, a new CTC head for each language it lacks (and for every
+                 language of the run with train.fresh_heads);
     base=PATH    a trained model plus a new progressive column for the run's languages
                  (asr/model/progressive.py): earlier columns frozen, the base's statistics kept.
 
@@ -117,6 +118,8 @@ def start_model(cfg: RunConfig, data_dir: Path, locales: list[str],
         for loc in locales:
             if loc not in model.languages:
                 model.add_language(loc, tokenizers[loc].vocab_size)
+            elif cfg.train.fresh_heads:
+                model.heads.reset(loc)
     return cfg, model.train(), tokenizers, pkg.stats
 
 

@@ -840,7 +840,7 @@ def test_an_option_added_at_its_neutral_value_keeps_every_run_key():
     for section, name in KEY_NEUTRAL:
         assert name not in plain[section]
     for option, value in (("validate_start", True), ("schedule_metric", "mean_cer"),
-                          ("keep_schedule_best", True)):
+                          ("keep_schedule_best", True), ("fresh_heads", True)):
         # keep_schedule_best needs a schedule metric of its own, which keys the run too
         needs = ["train.schedule_metric=mean_cer", "train.select_metric=zh-CN_cer"]
         on = keyed_config(load_run_config("small", [f"train.{option}={value}", *needs]))

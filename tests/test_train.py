@@ -120,6 +120,23 @@ def test_finetune_adds_a_language_and_freezes(fake_data, tmp_path):
     assert all(torch.equal(b[k], a[k]) for k in b if not k.startswith(("heads.", "lid.")))
 
 
+@pytest.mark.parametrize("fresh", [True, False])
+def test_fresh_heads_replace_the_heads_of_the_languages_a_finetuning_trains(fake_data, tmp_path,
+                                                                            fresh):
+    """train.fresh_heads: fine-tuning a model on languages it has gives them new CTC heads
+    (a joint model's encoder without its target head); every other weight starts as trained."""
+    from asr.start import build_run
+    Trainer.from_data(tiny("train.max_steps=4", "train.valid_every=4"), fake_data, LOCALES,
+                      tmp_path / "both", progress=False).fit()
+    before, _ = load_package_model(tmp_path / "both")
+    parts = build_run(tiny(f"train.fresh_heads={str(fresh).lower()}"), fake_data, ["zh-CN"],
+                      init=tmp_path / "both")
+    b, a = before.state_dict(), parts.model.state_dict()
+    changed = {k for k in b if not k.startswith("lid") and not torch.equal(b[k], a[k])}
+    assert changed == ({"heads.zh-CN.weight", "heads.zh-CN.bias"} if fresh else set())
+    assert a["heads.zh-CN.weight"].shape == b["heads.zh-CN.weight"].shape
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

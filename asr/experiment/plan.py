@@ -25,7 +25,7 @@ CODE_PACKAGES = ("polyglot-asr", "torch", "numpy", "sentencepiece", "jiwer")  # 
 # code did before them: at that value a field stays out of the run key, so adding an option
 # keeps every finished run's key (and its ledger entry); set otherwise, it keys the run.
 KEY_NEUTRAL = {("train", "validate_start"): False, ("train", "schedule_metric"): "",
-               ("train", "keep_schedule_best"): False}
+               ("train", "keep_schedule_best"): False, ("train", "fresh_heads"): False}
 
 
 def run_config(exp: ExperimentConfig, strategy: str, seed: int,

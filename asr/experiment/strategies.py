@@ -77,6 +77,12 @@ TABLE = (
              "(shared hidden layers, then target adaptation; the joint model itself kept "
              "where the target's dev set prefers it)", start="joint_model",
              overrides=("train.validate_start=true",)),
+    # the joint model's target head has learned its minutes by heart (training CTC loss ~0.01
+    # per utterance): fine-tuned from it, 0.05 h stayed at 91-94% dev CER and 0.1 h never beat
+    # its start (docs/results/transfer_full). A new head puts the target's loss back
+    Strategy("joint_finetune_fresh", "as joint_finetune with a new target head (the joint "
+             "model's encoder, not its target head)", start="joint_model",
+             overrides=("train.fresh_heads=true",)),
     Strategy("progressive", "the helpers' model as a frozen column, a new column for the "
              "target with lateral adapters", start="helpers_column"),
     Strategy("progressive_copy", "as progressive, the new column starting as a copy of the "

@@ -38,6 +38,13 @@ class CTCHeads(nn.ModuleDict):
             raise ValueError(f"{locale}: vocab size must be an int >= 2 (blank + one token), got {vocab_size!r}")
         self[check_locale_key(locale)] = nn.Linear(self.d_model, vocab_size)
 
+    def reset(self, locale: str) -> None:
+        """Replace `locale`'s head by a freshly initialised one of the same vocabulary."""
+        if locale not in self:
+            raise KeyError(f"no CTC head for {locale!r}; this model has {', '.join(self.keys())}")
+        old = self[locale]
+        self[locale] = nn.Linear(self.d_model, old.out_features).to(old.weight.device)
+
     def forward(self, x: torch.Tensor, locale: str) -> torch.Tensor:
         """x (B, T, D) -> log-probs (B, T, V_locale) float32."""
         if locale not in self:
