@@ -283,8 +283,8 @@ def with_intervals(ratio_rows: list[dict], results: list[RunResult], rows: list[
 def forgetting(results: list[RunResult], helpers: list[str], metric: str = "wer") -> list[dict]:
     """Helper error rate (`metric`: wer or cer) before and after each run; means over seeds
     per (strategy, hours), and the largest change of any seed. Before: the model the run
-    started from (the helpers' model for finetune and progressive; for joint_finetune, the
-    joint run's best on every language, its schedule_test); for a run trained from scratch
+    started from (the helpers' model for finetune and progressive; for a start from a joint
+    model, joint_finetune's, the joint run's best on every language, its schedule_test); for a run trained from scratch
     (joint), the helpers' pretrained model. Only strategies whose model knows the helpers have
     a row."""
     pretrains = [r for r in results if r.strategy == PRETRAIN]
@@ -521,8 +521,8 @@ def markdown(exp, rows, ratio_rows, forget, forget_cer, per_run, facts, rule, ta
                   "![CER against shared blocks](cer_vs_shared_blocks.png)"]
     lines += ["", f"## Forgetting: helper error rates before and after adding {target}", "",
               "Before: the model the run started from: the helpers' pretrained model for "
-              "finetune and progressive; for joint_finetune, the model of the joint run of the same "
-              "hours and seed that it starts from, the one best on every language's mean dev "
+              "finetune and progressive; for joint_finetune (and joint_finetune_fresh), the model "
+              "of the joint run of the same hours and seed that it starts from, the one best on every language's mean dev "
               "CER (not the joint row's model, the best on the target's). After: the run's model. Joint runs are trained from scratch, so "
               "for them the change is against the helpers' model: two models rather than one "
               "model twice. "
