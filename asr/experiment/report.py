@@ -284,9 +284,9 @@ def forgetting(results: list[RunResult], helpers: list[str], metric: str = "wer"
     """Helper error rate (`metric`: wer or cer) before and after each run; means over seeds
     per (strategy, hours), and the largest change of any seed. Before: the model the run
     started from (the helpers' model for finetune and progressive; for a start from a joint
-    model, joint_finetune's, the joint run's best on every language, its schedule_test); for a run trained from scratch
-    (joint), the helpers' pretrained model. Only strategies whose model knows the helpers have
-    a row."""
+    model, the joint run's best on every language, its schedule_test); for a run trained from
+    scratch (joint), the helpers' pretrained model. Only strategies whose model knows the
+    helpers have a row."""
     pretrains = [r for r in results if r.strategy == PRETRAIN]
     by_dir = {Path(r.run_dir).name: r for r in results}  # run dir names carry the run key
 
