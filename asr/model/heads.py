@@ -40,16 +40,18 @@ class CTCHeads(nn.ModuleDict):
 
     def reset(self, locale: str) -> None:
         """Replace `locale`'s head by a freshly initialised one of the same vocabulary."""
+        old = self.head(locale)
+        self[locale] = nn.Linear(self.d_model, old.out_features).to(old.weight.device)
+
+    def head(self, locale: str) -> nn.Linear:
+        """`locale`'s output layer; a KeyError that names the model's locales if it has none."""
         if locale not in self:
             raise KeyError(f"no CTC head for {locale!r}; this model has {', '.join(self.keys())}")
-        old = self[locale]
-        self[locale] = nn.Linear(self.d_model, old.out_features).to(old.weight.device)
+        return self[locale]
 
     def forward(self, x: torch.Tensor, locale: str) -> torch.Tensor:
         """x (B, T, D) -> log-probs (B, T, V_locale) float32."""
-        if locale not in self:
-            raise KeyError(f"no CTC head for {locale!r}; this model has {', '.join(self.keys())}")
-        return F.log_softmax(self[locale](x).float(), dim=-1)
+        return F.log_softmax(self.head(locale)(x).float(), dim=-1)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
