@@ -551,7 +551,9 @@ def add_experiment(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an experiment value, e.g. --set budget.max_steps=200 (repeatable)")
     p.add_argument("--report-only", action="store_true",
-                   help="train nothing: write the report from the runs finished so far")
+                   help="train nothing: write the report from the runs finished so far (and "
+                        "save the plan beside the ledger; without the prepared data, report "
+                        "from that saved plan when config and code match)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained at once, each in its own process with its output in "

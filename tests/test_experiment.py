@@ -301,10 +301,12 @@ def test_pooled_interval_widens_with_seed_spread():
     assert spread[1] - spread[0] > same[1] - same[0]
 
 
-def test_ratio_interval_holds_the_ratio_and_says_where_the_curve_ends():
+def synthetic_results():
+    """Target-only at 0.1-0.8 h, and two strategies at 0.1 h (2 seeds each, 200 utterances):
+    finetune between the curve's 0.2 and 0.4 h, progressive beyond all of it; and a result
+    maker for more."""
     import numpy as np
 
-    from asr.experiment.report import aggregate, ratio_intervals, ratios, with_intervals
     from asr.experiment.results import Metric
 
     rng = np.random.default_rng(0)
@@ -325,6 +327,13 @@ def test_ratio_interval_holds_the_ratio_and_says_where_the_curve_ends():
                                                             (0.8, 0.2)) for s in (0, 1)]
     results += [result("finetune", 0.1, s, 0.5) for s in (0, 1)]  # between 0.2 and 0.4 h
     results += [result("progressive", 0.1, s, 0.05) for s in (0, 1)]  # beyond every point
+    return results, result
+
+
+def test_ratio_interval_holds_the_ratio_and_says_where_the_curve_ends():
+    from asr.experiment.report import aggregate, ratio_intervals, ratios, with_intervals
+
+    results, result = synthetic_results()
     rows = aggregate(results, "zh-CN", [])
     table = {(r["strategy"], r["hours"]): r for r in with_intervals(ratios(rows), results, rows,
                                                                      "zh-CN")}
@@ -340,6 +349,26 @@ def test_ratio_interval_holds_the_ratio_and_says_where_the_curve_ends():
     (w,) = [v for k, v in ratio_intervals(wide, "zh-CN", ratios(rows)).items()
             if k == ("finetune", 0.1)]
     assert w[1] - w[0] > ft["ratio_high"] - ft["ratio_low"]
+
+
+def test_the_same_ledger_gives_the_same_intervals_in_every_process():
+    """The bootstrap is seeded and draws in a fixed order: Python's per-process string hashing
+    (PYTHONHASHSEED) must not change a rebuilt report's intervals."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
+            "from test_experiment import synthetic_results; "
+            "from asr.experiment.report import aggregate, ratio_intervals, ratios; "
+            "results, _ = synthetic_results(); rows = aggregate(results, 'zh-CN', []); "
+            "print(json.dumps(sorted((list(k), v) for k, v in "
+            "ratio_intervals(results, 'zh-CN', ratios(rows), resamples=200).items())))")
+    outs = {subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], check=True,
+                           capture_output=True, text=True,
+                           env=os.environ | {"PYTHONHASHSEED": str(h)}).stdout
+            for h in range(1, 7)}
+    assert len(outs) == 1 and "finetune" in outs.pop()
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENT_DIR.glob("*.yaml")), ids=lambda p: p.stem)
@@ -575,6 +604,39 @@ def test_ledger_carries_a_sweep_across_machines(release, tmp_path, monkeypatch, 
     run(cfg, tmp_path / "d")
     assert sorted(trained) == ["pretrain", f"progressive-h{HOURS[0]:g}"]
     assert len(Ledger(ledger_path)) == 1 + 2 * len(HOURS)
+
+
+def test_a_clone_without_the_data_reports_from_the_ledger_and_its_saved_plan(
+        release, tmp_path, monkeypatch):
+    """--report-only saves the planned keys and data facts beside the ledger; on a clone
+    without the prepared data the same config and code report from them, never preparing
+    the data, and leave out a ledger row the plan does not make; another config prepares."""
+    import asr.experiment.study
+    from asr.experiment.ledger import Ledger
+
+    ledger_path = tmp_path / "docs" / "ledger.jsonl"
+    cfg = write_config(tmp_path / "l.yaml", release)
+    cfg.write_text(cfg.read_text() + f"ledger: {ledger_path}\n")
+    run(cfg, tmp_path / "a")
+    assert not (ledger_path.parent / "plan.json").exists()  # saved by a report rebuild only
+    rebuilt = run(cfg, tmp_path / "a", report_only=True)
+    assert (ledger_path.parent / "plan.json").exists()
+    ledger = Ledger(ledger_path)
+    some = next(iter(ledger.runs.values()))
+    ledger.add(dataclasses.replace(some, key="0123456789ab", test={}))  # another config's run
+
+    def prepare(*args, **kwargs):
+        pytest.fail("prepared the data")
+
+    monkeypatch.setattr(asr.experiment.study, "prepare_experiment_data", prepare)
+    clone = run(cfg, tmp_path / "clone", report_only=True)
+    assert clone["runs"] == rebuilt["runs"] and len(clone["runs"]) == 1 + 2 * len(HOURS)
+    assert ((tmp_path / "clone" / "results.md").read_text()
+            == (tmp_path / "a" / "results.md").read_text())
+    other = write_config(tmp_path / "m.yaml", release, patience=3)
+    other.write_text(other.read_text() + f"ledger: {ledger_path}\n")
+    with pytest.raises(pytest.fail.Exception, match="prepared the data"):
+        run(other, tmp_path / "other", report_only=True)
 
 
 def test_a_run_another_experiment_finished_is_taken_from_its_ledger(release, tmp_path,

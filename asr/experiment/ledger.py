@@ -14,16 +14,23 @@ Two experiments can plan the same run: the same key means the same run config, d
 (plan.py), e.g. sharing_depth's all-shared layout at transfer_full's points. An experiment
 that names the other's ledger in `ledgers_from` takes such a run from it (`take_shared`), and
 a model that its own runs start from is restored from the other's carried state (`carried_dir`).
+
+Which of the recorded runs the report shows is the plan's business: the keys that this config
+and code make (older keys stay in the file, unreported). Planning hashes the prepared data, so
+`--report-only` also saves the plan beside the ledger (plan.json: the keys and the data facts,
+under a fingerprint of the config and code); a later `--report-only` on a clone without the
+prepared data reads it instead of synthesising and preparing the corpus again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from asr.config import from_dict, to_dict
 from asr.experiment.results import RunResult
-from asr.fileio import read_jsonl, write_jsonl
+from asr.fileio import read_jsonl, write_json, write_jsonl
 from asr.run_lock import FolderLock
 
 
@@ -94,6 +101,24 @@ class Ledger:
         if src is not None:
             return src.state_dir / Path(src.runs[key].run_dir).name
         return self.state_dir / run_dir.name
+
+    @property
+    def plan_path(self) -> Path:
+        return self.path.parent / "plan.json"
+
+    def save_plan(self, fingerprint: str, keys: list[str], facts: dict) -> None:
+        """Record what the report needs besides the runs: the planned keys, in plan order, and
+        the data facts, valid for the config and code that `fingerprint` hashes."""
+        write_json(self.plan_path, {"fingerprint": fingerprint, "keys": keys, "facts": facts})
+
+    def saved_plan(self, fingerprint: str) -> tuple[list[str], dict] | None:
+        """The saved keys and facts when they were planned under `fingerprint`, else None."""
+        if not self.plan_path.exists():
+            return None
+        saved = json.loads(self.plan_path.read_text(encoding="utf-8"))
+        if saved.get("fingerprint") != fingerprint:
+            return None
+        return list(saved["keys"]), saved["facts"]
 
     def stale(self, keys: set[str]) -> list[str]:
         """Keys recorded here that the current plan no longer makes (another config or code

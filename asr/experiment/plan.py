@@ -14,7 +14,7 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-from asr.config import ConfigError, RunConfig, load_run_config, run_config_to_dict
+from asr.config import ConfigError, RunConfig, load_run_config, run_config_to_dict, to_dict
 from asr.experiment.config import ExperimentConfig, layout_name
 from asr.experiment.data import data_digest, point_dir
 from asr.experiment.strategies import PRETRAIN, STRATEGIES, Strategy, strategy
@@ -104,6 +104,13 @@ def budget_rule(exp: ExperimentConfig) -> str:
 def _own_settings(exp: ExperimentConfig) -> str:
     own = [f"{s}: {', '.join(g.overrides)}" for s, g in exp.grid.per_strategy.items() if g.overrides]
     return f" Strategy-specific settings: {'; '.join(own)}." if own else ""
+
+
+def plan_fingerprint(exp: ExperimentConfig) -> str:
+    """What the run keys depend on besides the prepared data, which the config determines:
+    the experiment config, EXPERIMENT_FORMAT and the code versions (ledger.py, plan.json)."""
+    material = {"format": EXPERIMENT_FORMAT, "config": to_dict(exp), "versions": code_versions()}
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def code_versions() -> dict[str, str]:

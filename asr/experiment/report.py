@@ -136,7 +136,9 @@ def ratio_intervals(results: list[RunResult], target: str, ratio_rows: list[dict
             groups.setdefault((r.variant, r.hours), []).append(r)
     base = {k: rs for k, rs in groups.items()
             if rs[0].strategy == BASELINE and not any(r.hit_cap for r in rs)}
-    wanted = {k: groups[k] for k in quoted if k in groups}
+    # in sorted order: the draws go to the rows in this order, and a set's order changes with
+    # each process's string hashing, so the same ledger would give other intervals
+    wanted = {k: groups[k] for k in sorted(quoted) if k in groups}
     if not base or not wanted:
         return {}
     everything = [r.test[target] for rs in (*base.values(), *wanted.values()) for r in rs]

@@ -18,6 +18,7 @@ from asr.experiment.plan import (
     check_starts,
     needs_pretrain,
     package_versions,
+    plan_fingerprint,
     plan_jobs,
     run_config,
     run_kinds,
@@ -74,6 +75,16 @@ def _run(exp: ExperimentConfig, root: Path, device: str, progress: bool, report_
     write_text(root / "versions.txt", "\n".join(package_versions()) + "\n")
     # before data preparation, which takes long: a missing ledger in ledgers_from fails now
     ledger = Ledger(exp.ledger, shared_from=exp.ledgers_from) if exp.ledger else None
+    saved = (ledger.saved_plan(plan_fingerprint(exp))
+             if report_only and ledger is not None and not (root / "data" / "facts.json").exists()
+             else None)
+    if saved is not None:  # a clone without the data: the plan saved with the ledger
+        keys, facts = saved
+        results = [r for k in keys if (r := ledger.get(k)) is not None]
+        print(f"{len(results)} of {len(keys)} runs in {ledger.path}; reporting those (the keys "
+              f"and data facts of {ledger.plan_path}, saved under this config and code)",
+              flush=True)
+        return _report(exp, root, results, facts, ledger)
     facts = prepare_experiment_data(exp, root, run_config(exp, run_kinds(exp)[0], 0).features)
     jobs = plan_jobs(exp, root)
     for line in ledger.take_shared(jobs) if ledger is not None else ():
@@ -82,9 +93,16 @@ def _run(exp: ExperimentConfig, root: Path, device: str, progress: bool, report_
         results = [r for j in jobs if (r := finished_result(j) or (
             ledger.get(j.key) if ledger else None)) is not None]
         print(f"{len(results)} of {len(jobs)} runs finished; reporting those", flush=True)
+        if ledger is not None:
+            ledger.save_plan(plan_fingerprint(exp), [j.key for j in jobs], facts)
     else:
         results = run_jobs(jobs, facts, exp.target.locale, device=device, progress=progress,
                            workers=workers, threads=threads, ledger=ledger)
+    return _report(exp, root, results, facts, ledger)
+
+
+def _report(exp: ExperimentConfig, root: Path, results: list, facts: dict,
+            ledger: Ledger | None) -> dict:
     if ledger is not None:
         print(describe(ledger), flush=True)
     report = write_report(exp, root, results, facts, budget_rule(exp))
