@@ -554,6 +554,10 @@ def add_experiment(sub) -> None:
                    help="train nothing: write the report from the runs finished so far (and "
                         "save the plan beside the ledger; without the prepared data, report "
                         "from that saved plan when config and code match)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="train nothing, write no report: list every planned run and where it "
+                        "stands (in the ledger, finished here, unfinished at update N here or in "
+                        "the carried state, to train); safe beside a sweep training in the folder")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained at once, each in its own process with its output in "
@@ -570,13 +574,16 @@ def add_experiment(sub) -> None:
 def run_experiment(args) -> int:
     import torch
 
-    from asr.experiment.study import load_experiment_config
+    from asr.experiment.study import load_experiment_config, plan_status
     from asr.experiment.study import run_experiment as run
     from asr.train import TrainingError
 
     if args.threads:
         torch.set_num_threads(args.threads)
     exp = load_experiment_config(args.config, args.overrides)
+    if args.dry_run:
+        plan_status(exp, out_dir=args.out)
+        return 0
     try:
         report = run(exp, out_dir=args.out, device=args.device, progress=not args.no_progress,
                      report_only=args.report_only, workers=args.jobs, threads=args.threads)

@@ -639,6 +639,39 @@ def test_a_clone_without_the_data_reports_from_the_ledger_and_its_saved_plan(
         run(other, tmp_path / "other", report_only=True)
 
 
+def test_dry_run_says_where_every_planned_run_stands(release, tmp_path, monkeypatch, capsys):
+    """--dry-run trains nothing: each run is in the ledger, finished here, unfinished at the
+    update of its last validation (here or in the carried state), or to train."""
+    from asr.experiment.study import plan_status
+
+    ledger_path = tmp_path / "docs" / "ledger.jsonl"
+    cfg = write_config(tmp_path / "l.yaml", release)
+    cfg.write_text(cfg.read_text() + f"ledger: {ledger_path}\n")
+    run(cfg, tmp_path / "a")
+    lines = ledger_path.read_text().splitlines()
+    ledger_path.write_text("\n".join(x for x in lines if json.loads(x)["strategy"] != "progressive")
+                           + "\n")
+    monkeypatch.setattr(asr.train.Trainer, "fit", lambda *a, **k: pytest.fail("trained"))
+    exp = load_experiment_config(cfg)
+    capsys.readouterr()
+    here = {r["label"]: r["state"] for r in plan_status(exp, tmp_path / "a")}
+    assert all(here[f"progressive {h:g} h seed 0"].startswith("finished here") for h in HOURS)
+    assert sum(v.startswith("in the ledger") for v in here.values()) == 1 + len(HOURS)
+    elsewhere = plan_status(exp, tmp_path / "b")  # another machine: no run folders
+    states = {r["label"]: r["state"] for r in elsewhere}
+    assert [states[f"progressive {h:g} h seed 0"] for h in HOURS] == ["to train"] * len(HOURS)
+    unfinished = next(r for r in elsewhere if r["label"] == f"progressive {HOURS[0]:g} h seed 0")
+    folder = Path(unfinished["run_dir"])
+    folder.mkdir(parents=True)
+    (folder / "train_state.safetensors").write_bytes(b"")
+    (folder / "metrics.jsonl").write_text('{"kind": "valid", "step": 2}\n{"kind": "tr')
+    states = {r["label"]: r["state"] for r in plan_status(exp, tmp_path / "b")}
+    assert states[unfinished["label"]].startswith("unfinished here at update 2")
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith(f"{1 + 2 * len(HOURS)} planned: {1 + len(HOURS)} in the ledger, "
+                                 f"1 unfinished here, 1 to train")
+
+
 def test_a_run_another_experiment_finished_is_taken_from_its_ledger(release, tmp_path,
                                                                     monkeypatch, capsys):
     """An experiment that plans a run another one finished (the same key) takes it from the

@@ -196,6 +196,16 @@ def execute_job(job: Job, device: str, facts: dict, progress: bool = True, threa
         return finish_job(job, device, facts)
 
 
+def last_step(folder: Path) -> int | None:
+    """The update an unfinished run's resume state in `folder` (a run folder, or its carried
+    state) was saved at, by its validations so far; None when it holds no resume state."""
+    if not (folder / "train_state.safetensors").exists():
+        return None
+    log = folder / "metrics.jsonl"
+    rows = read_jsonl_lenient(log) if log.exists() else []  # a run may be writing it now
+    return max((r["step"] for r in rows if r.get("kind") == "valid"), default=0)
+
+
 def finished_result(job: Job) -> RunResult | None:
     """The run's result when it finished under exactly this key, else None."""
     done = job.run_dir / "result.json"

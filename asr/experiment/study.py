@@ -24,7 +24,7 @@ from asr.experiment.plan import (
     run_kinds,
 )
 from asr.experiment.report import write_report
-from asr.experiment.runs import finished_result, run_jobs
+from asr.experiment.runs import finished_result, last_step, run_jobs
 from asr.experiment.strategies import STRATEGIES
 from asr.fileio import write_text
 from asr.run_lock import FolderLock
@@ -66,6 +66,42 @@ def run_experiment(exp: ExperimentConfig, out_dir: str | Path | None = None, dev
     root = Path(out_dir or Path("exp") / exp.name)
     with FolderLock(root, "experiment folder"):  # one `asr experiment` per folder at a time
         return _run(exp, root, device, progress, report_only, workers, threads)
+
+
+def plan_status(exp: ExperimentConfig, out_dir: str | Path | None = None) -> list[dict]:
+    """Every planned run and where it stands, printed one line each and returned; trains
+    nothing and writes no report. It takes no lock, so it can look at a folder whose sweep is
+    training (it prepares the data if needed, which a running sweep has already done)."""
+    root = Path(out_dir or Path("exp") / exp.name)
+    ledger = Ledger(exp.ledger, shared_from=exp.ledgers_from) if exp.ledger else None
+    prepare_experiment_data(exp, root, run_config(exp, run_kinds(exp)[0], 0).features)
+    jobs = plan_jobs(exp, root)
+    rows = []
+    for k, job in enumerate(jobs, 1):
+        carried = ledger.carried_dir(job.key, job.run_dir) if ledger is not None else None
+        src = ledger.source_of(job.key) if ledger is not None else None
+        if ledger is not None and (r := ledger.get(job.key)) is not None:
+            state = f"in the ledger (trained on {r.machine})"
+        elif src is not None:
+            state = f"in the ledger of {src.path} (trained on {src.get(job.key).machine})"
+        elif finished_result(job) is not None:
+            state = f"finished here ({job.run_dir}), not in the ledger"
+        elif (step := last_step(job.run_dir)) is not None:
+            state = f"unfinished here at update {step} ({job.run_dir})"
+        elif carried is not None and (step := last_step(carried)) is not None:
+            state = f"unfinished, its state carried at update {step} ({carried})"
+        else:
+            state = "to train"
+        rows.append({"label": job.label, "key": job.key, "run_dir": str(job.run_dir),
+                     "state": state})
+        print(f"[{k}/{len(jobs)}] {job.label} ({job.key}): {state}", flush=True)
+    counts: dict[str, int] = {}
+    for row in rows:
+        kind = row["state"].split(" (")[0].split(" at update")[0].split(" of ")[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    print(f"{len(rows)} planned: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()),
+          flush=True)
+    return rows
 
 
 def _run(exp: ExperimentConfig, root: Path, device: str, progress: bool, report_only: bool,
