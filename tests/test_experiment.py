@@ -666,7 +666,7 @@ def test_dry_run_says_where_every_planned_run_stands(release, tmp_path, monkeypa
     (folder / "train_state.safetensors").write_bytes(b"")
     (folder / "metrics.jsonl").write_text('{"kind": "valid", "step": 2}\n{"kind": "tr')
     states = {r["label"]: r["state"] for r in plan_status(exp, tmp_path / "b")}
-    assert states[unfinished["label"]].startswith("unfinished here at update 2")
+    assert states[unfinished["label"]].startswith("unfinished here (at update 2:")
     out = capsys.readouterr().out
     assert out.rstrip().endswith(f"{1 + 2 * len(HOURS)} planned: {1 + len(HOURS)} in the ledger, "
                                  f"1 unfinished here, 1 to train")

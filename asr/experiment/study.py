@@ -81,24 +81,24 @@ def plan_status(exp: ExperimentConfig, out_dir: str | Path | None = None) -> lis
         carried = ledger.carried_dir(job.key, job.run_dir) if ledger is not None else None
         src = ledger.source_of(job.key) if ledger is not None else None
         if ledger is not None and (r := ledger.get(job.key)) is not None:
-            state = f"in the ledger (trained on {r.machine})"
+            kind, detail = "in the ledger", f"trained on {r.machine}"
         elif src is not None:
-            state = f"in the ledger of {src.path} (trained on {src.get(job.key).machine})"
+            kind, detail = "in another ledger", f"{src.path}, trained on {src.get(job.key).machine}"
         elif finished_result(job) is not None:
-            state = f"finished here ({job.run_dir}), not in the ledger"
+            kind, detail = "finished here, not in the ledger", str(job.run_dir)
         elif (step := last_step(job.run_dir)) is not None:
-            state = f"unfinished here at update {step} ({job.run_dir})"
+            kind, detail = "unfinished here", f"at update {step}: {job.run_dir}"
         elif carried is not None and (step := last_step(carried)) is not None:
-            state = f"unfinished, its state carried at update {step} ({carried})"
+            kind, detail = "unfinished, state carried", f"at update {step}: {carried}"
         else:
-            state = "to train"
+            kind, detail = "to train", ""
+        state = f"{kind} ({detail})" if detail else kind
         rows.append({"label": job.label, "key": job.key, "run_dir": str(job.run_dir),
-                     "state": state})
+                     "kind": kind, "state": state})
         print(f"[{k}/{len(jobs)}] {job.label} ({job.key}): {state}", flush=True)
     counts: dict[str, int] = {}
     for row in rows:
-        kind = row["state"].split(" (")[0].split(" at update")[0].split(" of ")[0]
-        counts[kind] = counts.get(kind, 0) + 1
+        counts[row["kind"]] = counts.get(row["kind"], 0) + 1
     print(f"{len(rows)} planned: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()),
           flush=True)
     return rows
