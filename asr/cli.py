@@ -557,7 +557,8 @@ def add_experiment(sub) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="train nothing, write no report: list every planned run and where it "
                         "stands (in the ledger, finished here, unfinished at update N here or in "
-                        "the carried state, to train); safe beside a sweep training in the folder")
+                        "the carried state, to train); safe beside a sweep training in the folder. "
+                        "The run keys hash the prepared data, so missing data is prepared first")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained at once, each in its own process with its output in "
