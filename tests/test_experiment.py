@@ -40,7 +40,8 @@ def release(tmp_path_factory):
     return root
 
 
-def write_config(path, release, strategies=("target_only", "progressive"), **budget):
+def write_config(path, release, strategies=("target_only", "progressive"), ledger=None,
+                 **budget):
     cfg = {
         "name": "tiny_transfer",
         "corpus": {"root": str(release), "vocab_size": 32, "workers": 1},
@@ -49,7 +50,7 @@ def write_config(path, release, strategies=("target_only", "progressive"), **bud
         "grid": {"strategies": list(strategies), "seeds": [0]},
         "run": {"base": "tiny", "overrides": ["model.d_model=32", "data.batch_frames=2000"]},
         "budget": {"max_steps": 4, "valid_every": 2, "patience": 2} | budget,
-    }
+    } | ({"ledger": str(ledger)} if ledger else {})
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -564,8 +565,7 @@ def test_ledger_carries_a_sweep_across_machines(release, tmp_path, monkeypatch, 
     from asr.experiment.ledger import Ledger
 
     ledger_path = tmp_path / "docs" / "ledger.jsonl"
-    cfg = write_config(tmp_path / "l.yaml", release)
-    cfg.write_text(cfg.read_text() + f"ledger: {ledger_path}\n")
+    cfg = write_config(tmp_path / "l.yaml", release, ledger=ledger_path)
     first = run(cfg, tmp_path / "a")
     ledger = Ledger(ledger_path)
     assert len(ledger) == 1 + 2 * len(HOURS)
@@ -615,8 +615,7 @@ def test_a_clone_without_the_data_reports_from_the_ledger_and_its_saved_plan(
     from asr.experiment.ledger import Ledger
 
     ledger_path = tmp_path / "docs" / "ledger.jsonl"
-    cfg = write_config(tmp_path / "l.yaml", release)
-    cfg.write_text(cfg.read_text() + f"ledger: {ledger_path}\n")
+    cfg = write_config(tmp_path / "l.yaml", release, ledger=ledger_path)
     run(cfg, tmp_path / "a")
     assert not (ledger_path.parent / "plan.json").exists()  # saved by a report rebuild only
     rebuilt = run(cfg, tmp_path / "a", report_only=True)
@@ -633,8 +632,7 @@ def test_a_clone_without_the_data_reports_from_the_ledger_and_its_saved_plan(
     assert clone["runs"] == rebuilt["runs"] and len(clone["runs"]) == 1 + 2 * len(HOURS)
     assert ((tmp_path / "clone" / "results.md").read_text()
             == (tmp_path / "a" / "results.md").read_text())
-    other = write_config(tmp_path / "m.yaml", release, patience=3)
-    other.write_text(other.read_text() + f"ledger: {ledger_path}\n")
+    other = write_config(tmp_path / "m.yaml", release, ledger=ledger_path, patience=3)
     with pytest.raises(pytest.fail.Exception, match="prepared the data"):
         run(other, tmp_path / "other", report_only=True)
 
@@ -645,8 +643,7 @@ def test_dry_run_says_where_every_planned_run_stands(release, tmp_path, monkeypa
     from asr.experiment.study import plan_status
 
     ledger_path = tmp_path / "docs" / "ledger.jsonl"
-    cfg = write_config(tmp_path / "l.yaml", release)
-    cfg.write_text(cfg.read_text() + f"ledger: {ledger_path}\n")
+    cfg = write_config(tmp_path / "l.yaml", release, ledger=ledger_path)
     run(cfg, tmp_path / "a")
     lines = ledger_path.read_text().splitlines()
     ledger_path.write_text("\n".join(x for x in lines if json.loads(x)["strategy"] != "progressive")
@@ -721,8 +718,7 @@ def test_an_unfinished_run_resumes_on_another_machine(release, tmp_path, monkeyp
     one_point = [f"target.hours=[{HOURS[0]}]"]
     ledger_path = tmp_path / "docs" / "ledger.jsonl"
     cfg = write_config(tmp_path / "u.yaml", release, strategies=("target_only",),
-                       max_steps=6, patience=5)
-    cfg.write_text(cfg.read_text() + f"ledger: {ledger_path}\n")
+                       ledger=ledger_path, max_steps=6, patience=5)
     resumed = crash_first_fit(monkeypatch)  # its state at step 2 is mirrored
     with pytest.raises(KeyboardInterrupt):
         run(cfg, tmp_path / "a", one_point)

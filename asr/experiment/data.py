@@ -124,6 +124,11 @@ def shuffled_records(records: list[dict], seed: int) -> list[dict]:
     return out
 
 
+def facts_path(root: Path) -> Path:
+    """Where an experiment folder's prepared data records its facts (written last)."""
+    return root / "data" / "facts.json"
+
+
 def prepare_experiment_data(exp: ExperimentConfig, root: Path, features: FeatureConfig) -> dict:
     """Helpers, the target's pool and one data dir per (seed, hours) point, features computed
     with `features`; returns their facts (hours, utterances, speakers, unseen characters)."""
@@ -200,7 +205,7 @@ def prepare_experiment_data(exp: ExperimentConfig, root: Path, features: Feature
                 "seed": seed, "hours": h, "actual_hours": total_hours(subset),
                 "utterances": len(subset), "speakers": len({r["speaker"] for r in subset}),
                 "unseen_char_rate": cov["unseen_tokens"] / max(cov["eval_tokens"], 1)}
-    write_json(data / "facts.json", facts)
+    write_json(facts_path(root), facts)
     return facts
 
 

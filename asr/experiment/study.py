@@ -11,7 +11,7 @@ import yaml
 
 from asr.config import ConfigError, to_dict
 from asr.experiment.config import ExperimentConfig, read_experiment_config
-from asr.experiment.data import prepare_experiment_data
+from asr.experiment.data import facts_path, prepare_experiment_data
 from asr.experiment.ledger import Ledger, describe
 from asr.experiment.plan import (
     budget_rule,
@@ -68,13 +68,23 @@ def run_experiment(exp: ExperimentConfig, out_dir: str | Path | None = None, dev
         return _run(exp, root, device, progress, report_only, workers, threads)
 
 
+def _ledger(exp: ExperimentConfig) -> Ledger | None:
+    return Ledger(exp.ledger, shared_from=exp.ledgers_from) if exp.ledger else None
+
+
+def _prepare(exp: ExperimentConfig, root: Path) -> dict:
+    """The experiment's data prepared (once for every run: the first run kind's features);
+    its facts."""
+    return prepare_experiment_data(exp, root, run_config(exp, run_kinds(exp)[0], 0).features)
+
+
 def plan_status(exp: ExperimentConfig, out_dir: str | Path | None = None) -> list[dict]:
     """Every planned run and where it stands, printed one line each and returned; trains
     nothing and writes no report. It takes no lock, so it can look at a folder whose sweep is
     training (it prepares the data if needed, which a running sweep has already done)."""
     root = Path(out_dir or Path("exp") / exp.name)
-    ledger = Ledger(exp.ledger, shared_from=exp.ledgers_from) if exp.ledger else None
-    prepare_experiment_data(exp, root, run_config(exp, run_kinds(exp)[0], 0).features)
+    ledger = _ledger(exp)
+    _prepare(exp, root)
     jobs = plan_jobs(exp, root)
     rows = []
     for k, job in enumerate(jobs, 1):
@@ -110,10 +120,9 @@ def _run(exp: ExperimentConfig, root: Path, device: str, progress: bool, report_
                                                          allow_unicode=True))
     write_text(root / "versions.txt", "\n".join(package_versions()) + "\n")
     # before data preparation, which takes long: a missing ledger in ledgers_from fails now
-    ledger = Ledger(exp.ledger, shared_from=exp.ledgers_from) if exp.ledger else None
+    ledger = _ledger(exp)
     saved = (ledger.saved_plan(plan_fingerprint(exp))
-             if report_only and ledger is not None and not (root / "data" / "facts.json").exists()
-             else None)
+             if report_only and ledger is not None and not facts_path(root).exists() else None)
     if saved is not None:  # a clone without the data: the plan saved with the ledger
         keys, facts = saved
         results = [r for k in keys if (r := ledger.get(k)) is not None]
@@ -121,7 +130,7 @@ def _run(exp: ExperimentConfig, root: Path, device: str, progress: bool, report_
               f"and data facts of {ledger.plan_path}, saved under this config and code)",
               flush=True)
         return _report(exp, root, results, facts, ledger)
-    facts = prepare_experiment_data(exp, root, run_config(exp, run_kinds(exp)[0], 0).features)
+    facts = _prepare(exp, root)
     jobs = plan_jobs(exp, root)
     for line in ledger.take_shared(jobs) if ledger is not None else ():
         print(line, flush=True)
